@@ -1,0 +1,12 @@
+//! tickhost-core: everything a backtest, a live engine and a benchmark share.
+//!
+//! This crate is pure on purpose: no I/O, no threads, no async, no wasmtime.
+//! Sources (CSV, DLL, ZeroMQ) and sinks (Valkey, ZeroMQ, files) live in other
+//! crates and talk to the engine through the plain types defined here.
+
+pub mod candles;
+pub mod ingest;
+pub mod market;
+pub mod time;
+
+pub use market::{AgentDirectory, AgentId, BookSide, BookUpdate, Candle, Price, Side, Symbol, Trade, TradeType};

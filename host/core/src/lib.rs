@@ -5,6 +5,7 @@
 //! crates and talk to the engine through the plain types defined here.
 
 pub mod candles;
+pub mod features;
 pub mod ingest;
 pub mod market;
 pub mod time;

@@ -1,0 +1,1 @@
+//! The native v3 feature core (being written).

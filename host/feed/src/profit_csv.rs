@@ -1,0 +1,1 @@
+//! Profit CSV export source (being written).

@@ -1,1 +1,67 @@
-fn main() {}
+//! `tickhost`: generate sample data, replay and backtest tick files, benchmark.
+
+mod commands;
+mod config;
+mod frames;
+mod pipeline;
+mod render;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "tickhost", version, about = "A native engine for tick-driven trading", max_term_width = 100)]
+struct Cli {
+    /// TOML config merged over the built-in defaults (config/default.toml).
+    #[arg(long, global = true, env = "TICKHOST_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnBadRowArg {
+    /// Stop at the first bad row, naming file, line and field.
+    Fail,
+    /// Skip bad rows, count them and list the first ones at the end.
+    Skip,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write synthetic WDO sessions in the Profit CSV format, deterministic from a seed.
+    Gen(commands::generate::GenArgs),
+    /// Replay a Profit CSV through the engine; optionally write the feature frames.
+    Replay(commands::replay::ReplayArgs),
+    /// Backtest a Profit CSV: print the report, write JSON and the equity plot.
+    Backtest(commands::replay::BacktestArgs),
+    /// Measure throughput and print ratios (wasm vs native arrive with plugins).
+    Bench(commands::bench::BenchArgs),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let config = config::Config::load(cli.config.as_deref())?;
+    init_logging(&config.log)?;
+    tracing::debug!(?config, "configuration loaded");
+    match cli.command {
+        Command::Gen(args) => commands::generate::run(args),
+        Command::Replay(args) => commands::replay::replay(args, config),
+        Command::Backtest(args) => commands::replay::backtest(args, config),
+        Command::Bench(args) => commands::bench::run(args, config),
+    }
+}
+
+fn init_logging(log: &config::LogConfig) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.level)
+        .map_err(|e| anyhow::anyhow!("log.level = {:?} is not a log filter: {e}", log.level))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match log.format.as_str() {
+        "human" => builder.init(),
+        "json" => builder.json().init(),
+        other => anyhow::bail!("log.format = {other:?}: use \"human\" or \"json\""),
+    }
+    Ok(())
+}

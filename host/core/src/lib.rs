@@ -4,10 +4,17 @@
 //! Sources (CSV, DLL, ZeroMQ) and sinks (Valkey, ZeroMQ, files) live in other
 //! crates and talk to the engine through the plain types defined here.
 
+pub mod broker;
 pub mod candles;
+pub mod engine;
 pub mod features;
 pub mod ingest;
 pub mod market;
+pub mod regime;
+pub mod report;
+pub mod risk;
+pub mod sim;
+pub mod strategy;
 pub mod time;
 
 pub use market::{AgentDirectory, AgentId, BookSide, BookUpdate, Candle, Price, Side, Symbol, Trade, TradeType};

@@ -1,0 +1,152 @@
+//! `tickhost bench`: throughput of each stage and the ratios that matter,
+//! from one run on one machine. Criterion benches (cargo bench) give the
+//! statistically careful per-stage numbers; this gives the overview.
+
+use std::hint::black_box;
+use std::io::{BufWriter, Cursor};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use tickhost_core::candles::CandleBuilder;
+use tickhost_core::engine::{Engine, NoObserver};
+use tickhost_core::features::{FeatureCore, V3_FEATURE_COUNT, reference};
+use tickhost_core::sim::{SessionGenerator, SessionSpec, weekdays_from};
+use tickhost_core::time::{MS_PER_SECOND, SessionClock};
+use tickhost_core::{AgentDirectory, Candle, Trade};
+use tickhost_feed::profit_csv::{ProfitCsvOptions, ProfitCsvReader, ProfitCsvWriter};
+
+use crate::config::Config;
+use crate::pipeline::replay_csv;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Synthetic sessions to generate.
+    #[arg(long, default_value_t = 10)]
+    pub days: usize,
+    /// Trades per session (the sample day has 20k; a busy WDO day ~300k).
+    #[arg(long, default_value_t = 100_000)]
+    pub trades_per_day: u32,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64().max(1e-12)
+}
+
+fn sessions(args: &BenchArgs) -> (Vec<Trade>, AgentDirectory) {
+    let mut trades = Vec::new();
+    let mut agents = AgentDirectory::new();
+    for (i, (y, m, d)) in weekdays_from(2024, 1, 8, args.days).into_iter().enumerate() {
+        let mut spec = SessionSpec::wdo(y, m, d, args.seed + i as u64);
+        spec.trades_target = args.trades_per_day;
+        let session = SessionGenerator::new(spec);
+        agents = session.agents().clone();
+        trades.extend(session);
+    }
+    (trades, agents)
+}
+
+/// Closed candles of a trade stream, the way the engine builds them.
+fn candles_of(trades: &[Trade], bar_ms: i64, clock: SessionClock) -> Vec<Candle> {
+    let mut builder = CandleBuilder::new(bar_ms, clock);
+    let mut out: Vec<Candle> = trades.iter().filter(|t| !t.is_edit).filter_map(|t| builder.on_trade(t)).collect();
+    out.extend(builder.flush());
+    out
+}
+
+pub fn run(args: BenchArgs, config: Config) -> Result<()> {
+    let clock = SessionClock { utc_offset_minutes: config.engine.utc_offset_minutes };
+    let bar_ms = i64::from(config.engine.bar_seconds) * MS_PER_SECOND;
+    let (trades, agents) = sessions(&args);
+    let n = trades.len() as u64;
+    println!("tickhost bench: {} synthetic WDO sessions, {} trades, 1 engine thread", args.days, n);
+
+    // Whole engine, trades already in memory.
+    let mut engine = Engine::new(&config.engine)?;
+    let started = Instant::now();
+    for t in &trades {
+        engine.on_trade(*t, &mut NoObserver);
+    }
+    let report = engine.finish(&mut NoObserver);
+    let engine_time = started.elapsed();
+    black_box(&report);
+
+    // Feature core alone, per closed candle, vs the naive recompute of the session's window.
+    let candles = candles_of(&trades, bar_ms, clock);
+    let mut core = FeatureCore::new(clock);
+    let mut out = [0.0; V3_FEATURE_COUNT];
+    let started = Instant::now();
+    for c in &candles {
+        core.on_candle(c, &mut out);
+        black_box(&out);
+    }
+    let core_per_candle = started.elapsed() / candles.len().max(1) as u32;
+
+    // Naive: at each close, recompute every feature over the session so far (what the
+    // Python system did with its DataFrames), plus building the candles.
+    let started = Instant::now();
+    let mut builder = CandleBuilder::new(bar_ms, clock);
+    let mut session: Vec<Candle> = Vec::new();
+    let mut naive_candles = 0u64;
+    for t in trades.iter().filter(|t| !t.is_edit) {
+        if let Some(c) = builder.on_trade(t) {
+            if session.last().is_some_and(|last| clock.day(last.open_ms) != clock.day(c.open_ms)) {
+                session.clear();
+            }
+            session.push(c);
+            reference::compute_last(&session, clock, &mut out);
+            black_box(&out);
+            naive_candles += 1;
+        }
+    }
+    let naive_time = started.elapsed();
+    let naive_per_candle = naive_time / naive_candles.max(1) as u32;
+
+    // CSV parsing from memory.
+    let mut csv = Vec::with_capacity(trades.len() * 90);
+    {
+        let mut w = ProfitCsvWriter::new(BufWriter::new(&mut csv)).with_edit_column(true);
+        for t in &trades {
+            w.write_trade(t, &agents)?;
+        }
+        w.finish()?;
+    }
+    let started = Instant::now();
+    let mut reader = ProfitCsvReader::new(Cursor::new(&csv), "bench.csv", ProfitCsvOptions::default());
+    let mut parsed = 0u64;
+    while let Some(t) = reader.next_trade()? {
+        black_box(&t);
+        parsed += 1;
+    }
+    let parse_time = started.elapsed();
+
+    // File -> feed thread -> ring -> engine thread.
+    let dir = tempfile::tempdir().context("cannot create a temp dir")?;
+    let path = dir.path().join("bench.csv");
+    std::fs::write(&path, &csv).with_context(|| format!("cannot write {}", path.display()))?;
+    let pipeline = replay_csv(&path, &config, &mut NoObserver, false)?;
+
+    let engine_rate = rate(n, engine_time);
+    let naive_rate = rate(naive_candles, naive_time) * (n as f64 / naive_candles.max(1) as f64);
+    println!();
+    println!("  {:<52} {:>14}", "stage", "result");
+    println!("  {:<52} {:>11.2} M/s", "engine, in-memory trades (all stages, native)", engine_rate / 1e6);
+    println!("  {:<52} {:>11.2} M/s", "CSV parse, in memory (rows)", rate(parsed, parse_time) / 1e6);
+    println!("  {:<52} {:>11.2} M/s", "CSV file -> feed thread -> ring -> engine", pipeline.trades_per_second() / 1e6);
+    println!("  {:<52} {:>11} ns", "v3 features per closed candle, incremental", core_per_candle.as_nanos());
+    println!("  {:<52} {:>11} ns", "v3 features per closed candle, naive recompute", naive_per_candle.as_nanos());
+    println!("  {:<52} {:>11.2} M/s", "replay with naive recompute (trades)", naive_rate / 1e6);
+    println!();
+    println!(
+        "  ratio incremental / naive, per candle: {:.0}x; replay throughput: {:.0}x",
+        naive_per_candle.as_nanos() as f64 / core_per_candle.as_nanos().max(1) as f64,
+        engine_rate / naive_rate.max(1e-9)
+    );
+    println!(
+        "  report: {} round trips, {} candles, PnL {:.2} BRL (the engine did real work)",
+        report.totals.trades, report.decisions.candles, report.totals.pnl_brl
+    );
+    Ok(())
+}

@@ -1,0 +1,138 @@
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use tickhost_core::engine::NoObserver;
+
+use crate::OnBadRowArg;
+use crate::config::{Config, OnBadRow};
+use crate::frames::FrameWriter;
+use crate::pipeline::{ReplayOutcome, replay_csv};
+use crate::render;
+
+#[derive(Args, Debug)]
+pub struct SourceArgs {
+    /// A Profit tick CSV export (seconds or milliseconds variant).
+    pub csv: PathBuf,
+    /// What to do with a malformed or invalid row (overrides source.on_bad_row).
+    #[arg(long, value_enum)]
+    pub on_bad_row: Option<OnBadRowArg>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl SourceArgs {
+    fn apply(&self, config: &mut Config) {
+        if let Some(p) = self.on_bad_row {
+            config.source.on_bad_row = match p {
+                OnBadRowArg::Fail => OnBadRow::Fail,
+                OnBadRowArg::Skip => OnBadRow::Skip,
+            };
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Write every candle's feature frame (OHLCV, regime, v3_*) to this CSV.
+    #[arg(long)]
+    pub features_out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct BacktestArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Directory for report.json and equity.svg (default: out/backtest-<csv name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the JSON report on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn print_source_summary(outcome: &ReplayOutcome, path: &Path) {
+    let s = &outcome.csv;
+    eprintln!(
+        "{}: {} rows, {} trades in {:.3} s ({:.2} M trades/s)",
+        path.display(),
+        s.rows,
+        s.trades,
+        outcome.elapsed.as_secs_f64(),
+        outcome.trades_per_second() / 1e6
+    );
+    if s.bad_rows > 0 {
+        eprintln!("skipped {} bad rows; the first ones:", s.bad_rows);
+        for bad in &s.first_bad_rows {
+            eprintln!("  {bad}");
+        }
+    }
+    if s.unknown_trade_types > 0 {
+        eprintln!("{} trades had an unknown trade type (kept, no aggressor side)", s.unknown_trade_types);
+    }
+    if s.non_utf8_agents > 0 {
+        eprintln!("{} agent names were not UTF-8 and were read as Latin-1", s.non_utf8_agents);
+    }
+    if outcome.foreign_symbol_trades > 0 {
+        eprintln!(
+            "{} trades of other symbols were ignored (one symbol per engine shard)",
+            outcome.foreign_symbol_trades
+        );
+    }
+}
+
+pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
+    args.source.apply(&mut config);
+    let show = !args.source.quiet;
+    let outcome = match &args.features_out {
+        Some(path) => {
+            let mut frames = FrameWriter::create(path)?;
+            let outcome = replay_csv(&args.source.csv, &config, &mut frames, show)?;
+            let rows = frames.finish()?;
+            eprintln!("wrote {rows} feature frames to {}", path.display());
+            outcome
+        }
+        None => replay_csv(&args.source.csv, &config, &mut NoObserver, show)?,
+    };
+    print_source_summary(&outcome, &args.source.csv);
+    let i = &outcome.report.ingest;
+    println!(
+        "replayed {} trades into {} candles: {} duplicates dropped, {} edits applied, {} reordered, {} too late",
+        i.accepted,
+        outcome.report.decisions.candles,
+        i.duplicates,
+        i.edits,
+        i.out_of_order_clamped,
+        i.out_of_order_dropped
+    );
+    Ok(())
+}
+
+pub fn backtest(args: BacktestArgs, mut config: Config) -> Result<()> {
+    args.source.apply(&mut config);
+    let outcome = replay_csv(&args.source.csv, &config, &mut NoObserver, !args.source.quiet)?;
+    print_source_summary(&outcome, &args.source.csv);
+    let report = &outcome.report;
+    let offset = config.engine.utc_offset_minutes;
+    let out_dir = args.out.unwrap_or_else(|| {
+        let stem = args.source.csv.file_stem().map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
+        PathBuf::from("out").join(format!("backtest-{stem}"))
+    });
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let json = serde_json::to_string_pretty(report).context("report does not serialise")?;
+    let json_path = out_dir.join("report.json");
+    std::fs::write(&json_path, &json).with_context(|| format!("cannot write {}", json_path.display()))?;
+    let svg_path = out_dir.join("equity.svg");
+    std::fs::write(&svg_path, render::equity_svg(report, offset))
+        .with_context(|| format!("cannot write {}", svg_path.display()))?;
+    if args.json {
+        println!("{json}");
+    } else {
+        print!("{}", render::table(report, offset));
+        println!("\n  report: {}\n  plot:   {}", json_path.display(), svg_path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! Configuration: the embedded `config/default.toml`, an optional user file
+//! merged over it, then environment overrides.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use tickhost_core::engine::EngineConfig;
+use tickhost_feed::profit_csv::BadRowPolicy;
+
+/// The defaults, compiled in so the binary runs with no file at hand.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+
+/// Prefix of generic overrides: `TICKHOST__ENGINE__RISK__MAX_POSITION=2`.
+const ENV_PREFIX: &str = "TICKHOST__";
+
+/// The seed system's switches, kept with their meaning, mapped to config paths.
+const SEED_SWITCHES: &[(&str, &[&str])] = &[("LOG_LEVEL", &["log", "level"])];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub engine: EngineConfig,
+    pub source: SourceConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnBadRow {
+    Fail,
+    Skip,
+}
+
+impl From<OnBadRow> for BadRowPolicy {
+    fn from(value: OnBadRow) -> Self {
+        match value {
+            OnBadRow::Fail => BadRowPolicy::Fail,
+            OnBadRow::Skip => BadRowPolicy::Skip,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub on_bad_row: OnBadRow,
+    pub ring_capacity: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: String,
+}
+
+impl Config {
+    /// Defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    pub fn load_with_env(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let mut table: toml::Table = DEFAULT_TOML.parse().context("the embedded default config does not parse")?;
+        if let Some(path) = file {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+            let user: toml::Table =
+                text.parse().with_context(|| format!("config file {} is not valid TOML", path.display()))?;
+            merge(&mut table, user);
+        }
+        for (key, value) in env {
+            let path: Vec<String> = if let Some(rest) = key.strip_prefix(ENV_PREFIX) {
+                rest.split("__").map(str::to_ascii_lowercase).collect()
+            } else if let Some((_, path)) = SEED_SWITCHES.iter().find(|(name, _)| *name == key) {
+                path.iter().map(|s| s.to_string()).collect()
+            } else {
+                continue;
+            };
+            set_path(&mut table, &path, parse_env_value(&value)).with_context(|| format!("environment {key}"))?;
+        }
+        let origin = file.map_or_else(|| "the defaults".to_string(), |p| p.display().to_string());
+        toml::Value::Table(table)
+            .try_into::<Config>()
+            .with_context(|| format!("invalid configuration (from {origin} and TICKHOST__* variables)"))
+    }
+}
+
+/// An env value is TOML if it parses as one (`5`, `true`, `0.3`), else a string.
+fn parse_env_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<()> {
+    let Some((last, parents)) = path.split_last() else { bail!("empty configuration path") };
+    let mut node = table;
+    for (depth, seg) in parents.iter().enumerate() {
+        let entry = node.entry(seg.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = match entry {
+            toml::Value::Table(t) => t,
+            _ => bail!("{} is a value, not a section", path[..=depth].join(".")),
+        };
+    }
+    node.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_load() {
+        let c = Config::load_with_env(None, env(&[])).expect("defaults");
+        assert_eq!(c.engine.risk.max_trades_per_day, 10);
+        assert_eq!(c.source.on_bad_row, OnBadRow::Fail);
+    }
+
+    #[test]
+    fn environment_overrides_nested_values_and_seed_switches() {
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("TICKHOST__ENGINE__RISK__MAX_TRADES_PER_DAY", "3"),
+                ("TICKHOST__SOURCE__ON_BAD_ROW", "skip"),
+                ("TICKHOST__ENGINE__STRATEGY__TREND__THRESHOLDS__DIRECTION", "0.9"),
+                ("LOG_LEVEL", "debug"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .expect("overrides");
+        assert_eq!(c.engine.risk.max_trades_per_day, 3);
+        assert_eq!(c.source.on_bad_row, OnBadRow::Skip);
+        assert_eq!(c.engine.strategy.trend.thresholds.direction, 0.9);
+        assert_eq!(c.log.level, "debug");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_the_key() {
+        let err = Config::load_with_env(None, env(&[("TICKHOST__ENGINE__RISK__MAX_TRADE_PER_DAY", "3")]))
+            .expect_err("typo must be refused");
+        assert!(format!("{err:#}").contains("max_trade_per_day"), "{err:#}");
+    }
+
+    #[test]
+    fn a_user_file_overrides_only_what_it_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[engine.risk]\nmax_position = 2\n").expect("write");
+        let c = Config::load_with_env(Some(&path), env(&[])).expect("file");
+        assert_eq!(c.engine.risk.max_position, 2);
+        assert_eq!(c.engine.risk.max_trades_per_day, 10);
+    }
+}

@@ -1,0 +1,126 @@
+//! The replay pipeline of DESIGN.md: a feed thread parses the CSV and pushes
+//! trades into a bounded SPSC ring; the engine thread (the caller's) pops and
+//! runs the engine. Backpressure, never loss: a full ring makes the reader wait.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use indicatif::{ProgressBar, ProgressStyle};
+use tickhost_core::Trade;
+use tickhost_core::engine::{Engine, EngineObserver};
+use tickhost_core::report::BacktestReport;
+use tickhost_feed::profit_csv::{CsvStats, ProfitCsvOptions, ProfitCsvReader};
+
+use crate::config::Config;
+
+/// What a replay produced.
+#[derive(Debug)]
+pub struct ReplayOutcome {
+    pub report: BacktestReport,
+    pub csv: CsvStats,
+    pub elapsed: Duration,
+    pub foreign_symbol_trades: u64,
+}
+
+impl ReplayOutcome {
+    pub fn trades_per_second(&self) -> f64 {
+        self.csv.trades as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Replays a Profit CSV through a fresh engine.
+pub fn replay_csv(
+    path: &Path,
+    config: &Config,
+    observer: &mut impl EngineObserver,
+    show_progress: bool,
+) -> Result<ReplayOutcome> {
+    let mut engine = Engine::new(&config.engine).context("invalid engine configuration")?;
+    let file_len = std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?.len();
+    let progress = progress_bar(file_len, show_progress);
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (mut producer, mut consumer) = rtrb::RingBuffer::<Trade>::new(config.source.ring_capacity.max(1024));
+    let opts = ProfitCsvOptions {
+        on_bad_row: config.source.on_bad_row.into(),
+        utc_offset_minutes: config.engine.utc_offset_minutes,
+    };
+    let started = Instant::now();
+
+    let reader = {
+        let path: PathBuf = path.to_path_buf();
+        let bytes_read = Arc::clone(&bytes_read);
+        let stop = Arc::clone(&stop);
+        thread::Builder::new()
+            .name("feed-csv".into())
+            .spawn(move || -> Result<CsvStats> {
+                let mut csv = ProfitCsvReader::open(&path, opts)?;
+                let mut since_update = 0u32;
+                while let Some(mut trade) = csv.next_trade()? {
+                    loop {
+                        match producer.push(trade) {
+                            Ok(()) => break,
+                            Err(rtrb::PushError::Full(back)) => {
+                                if stop.load(Ordering::Relaxed) {
+                                    return Err(anyhow!("engine stopped"));
+                                }
+                                trade = back;
+                                thread::yield_now();
+                            }
+                        }
+                    }
+                    since_update += 1;
+                    if since_update == 16_384 {
+                        since_update = 0;
+                        bytes_read.store(csv.bytes_read(), Ordering::Relaxed);
+                    }
+                }
+                bytes_read.store(csv.bytes_read(), Ordering::Relaxed);
+                Ok(csv.stats().clone())
+            })
+            .context("cannot start the feed thread")?
+    };
+
+    let mut popped = 0u64;
+    loop {
+        match consumer.pop() {
+            Ok(trade) => {
+                engine.on_trade(trade, observer);
+                popped += 1;
+                if popped.is_multiple_of(65_536) {
+                    progress.set_position(bytes_read.load(Ordering::Relaxed));
+                }
+            }
+            Err(_) if consumer.is_abandoned() => {
+                // The producer is gone; drain what it pushed before leaving.
+                while let Ok(trade) = consumer.pop() {
+                    engine.on_trade(trade, observer);
+                }
+                break;
+            }
+            Err(_) => thread::yield_now(),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let csv = reader.join().map_err(|_| anyhow!("the feed thread panicked"))??;
+    progress.finish_and_clear();
+    let report = engine.finish(observer);
+    Ok(ReplayOutcome { report, csv, elapsed: started.elapsed(), foreign_symbol_trades: engine.foreign_symbol_trades() })
+}
+
+fn progress_bar(len: u64, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} [{bar:40}] {bytes_per_sec} eta {eta}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}

@@ -1,0 +1,314 @@
+//! One engine shard: trades in, features, regimes, signals, risk-checked
+//! orders and paper fills out. Backtests and live runs share this code; only
+//! the source feeding it and the observer reading it differ.
+//!
+//! The per-trade path does no I/O and, once warmed up, no allocation: every
+//! buffer is sized at construction and reused.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::broker::{BrokerConfig, BrokerEvents, ExitReason, Fill, InstrumentConfig, PaperBroker, RoundTrip};
+use crate::candles::{CandleBuilder, EditOutcome};
+use crate::features::{FeatureCore, V3_FEATURE_COUNT, v3_index};
+use crate::ingest::{Admission, IngestCounters, Sequencer};
+use crate::market::{Candle, Symbol, Trade};
+use crate::regime::{RegimeConfig, RegimeDetector, RegimeReading};
+use crate::report::{BacktestReport, DecisionCounts, EquityPoint, ReportBuilder, ReportContext};
+use crate::risk::{OrderCheck, Refusal, RiskConfig, RiskConfigError, RiskEngine, TradingState};
+use crate::strategy::{Action, RegimeStrategies, Signal, StrategyConfig, StrategyInput};
+use crate::time::{MS_PER_SECOND, SessionClock, parse_hh_mm};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Candle length.
+    pub bar_seconds: u32,
+    /// Exchange offset from UTC (B3: -180).
+    pub utc_offset_minutes: i32,
+    /// Recent trades remembered for duplicate and edit detection.
+    pub dedup_window: usize,
+    /// How far back a timestamp may go before the trade is dropped as too late.
+    pub reorder_tolerance_ms: i64,
+    /// Local time at which open positions are closed, `HH:MM`.
+    pub flatten_at: String,
+    pub instrument: InstrumentConfig,
+    pub regime: RegimeConfig,
+    pub strategy: StrategyConfig,
+    pub risk: RiskConfig,
+    pub broker: BrokerConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            bar_seconds: 60,
+            utc_offset_minutes: crate::time::B3_UTC_OFFSET_MINUTES,
+            dedup_window: 1 << 16,
+            reorder_tolerance_ms: 5_000,
+            flatten_at: "17:50".into(),
+            instrument: InstrumentConfig::default(),
+            regime: RegimeConfig::default(),
+            strategy: StrategyConfig::default(),
+            risk: RiskConfig::default(),
+            broker: BrokerConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Error, PartialEq)]
+pub enum EngineConfigError {
+    #[error(transparent)]
+    Risk(#[from] RiskConfigError),
+    #[error("engine.flatten_at = {0:?} is not a time of day; write it as HH:MM")]
+    BadFlattenTime(String),
+    #[error("engine.bar_seconds must be at least 1")]
+    BadBarLength,
+    #[error("instrument.symbol = {0:?} is not a valid ticker")]
+    BadSymbol(String),
+}
+
+/// What happened to a strategy's signal.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Outcome {
+    Hold,
+    Refused { reason: Refusal },
+    Submitted { order_id: u64 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Decision {
+    pub signal: Signal,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// Receives the engine's outputs as they happen (the outbox's producer side).
+/// Every method has an empty default.
+pub trait EngineObserver {
+    fn on_candle(&mut self, _candle: &Candle, _v3: &[f64], _regime: &RegimeReading) {}
+    fn on_decision(&mut self, _decision: &Decision) {}
+    fn on_fill(&mut self, _fill: &Fill) {}
+    fn on_round_trip(&mut self, _trip: &RoundTrip) {}
+}
+
+/// An observer that ignores everything (benchmarks, tests).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+impl EngineObserver for NoObserver {}
+
+#[derive(Debug)]
+pub struct Engine {
+    clock: SessionClock,
+    flatten_at_ms: i64,
+    symbol: Option<Symbol>,
+    sequencer: Sequencer,
+    candles: CandleBuilder,
+    features: FeatureCore,
+    v3: Vec<f64>,
+    atr_ratio_index: usize,
+    regime: RegimeDetector,
+    strategies: RegimeStrategies,
+    risk: RiskEngine,
+    broker: PaperBroker,
+    report: ReportBuilder,
+    decisions: DecisionCounts,
+    realized_brl: f64,
+    trades_seen: u64,
+    foreign_symbol_trades: u64,
+    edits_after_close: u64,
+    first_ts_ms: Option<i64>,
+    last_ts_ms: Option<i64>,
+    flattened_day: Option<i64>,
+    candles_per_session: f64,
+}
+
+impl Engine {
+    pub fn new(config: &EngineConfig) -> Result<Self, EngineConfigError> {
+        if config.bar_seconds == 0 {
+            return Err(EngineConfigError::BadBarLength);
+        }
+        let clock = SessionClock { utc_offset_minutes: config.utc_offset_minutes };
+        let flatten_at_ms = parse_hh_mm(&config.flatten_at)
+            .ok_or_else(|| EngineConfigError::BadFlattenTime(config.flatten_at.clone()))?;
+        let symbol = match config.instrument.symbol.as_str() {
+            "" => None,
+            s => Some(Symbol::new(s).ok_or_else(|| EngineConfigError::BadSymbol(s.into()))?),
+        };
+        let bar_ms = i64::from(config.bar_seconds) * MS_PER_SECOND;
+        let session_ms =
+            parse_hh_mm(&config.risk.trading_end).unwrap_or(0) - parse_hh_mm(&config.risk.trading_start).unwrap_or(0);
+        Ok(Self {
+            clock,
+            flatten_at_ms,
+            symbol,
+            sequencer: Sequencer::new(config.dedup_window, config.reorder_tolerance_ms),
+            candles: CandleBuilder::new(bar_ms, clock),
+            features: FeatureCore::new(clock),
+            v3: vec![0.0; V3_FEATURE_COUNT],
+            atr_ratio_index: v3_index("v3_atr_ratio_14").expect("v3 schema has atr_ratio_14"),
+            regime: RegimeDetector::new(config.regime.clone()),
+            strategies: RegimeStrategies::new(&config.strategy),
+            risk: RiskEngine::new(config.risk.clone(), clock)?,
+            broker: PaperBroker::new(config.broker.clone(), &config.instrument),
+            report: ReportBuilder::new(config.risk.capital_brl),
+            decisions: DecisionCounts::default(),
+            realized_brl: 0.0,
+            trades_seen: 0,
+            foreign_symbol_trades: 0,
+            edits_after_close: 0,
+            first_ts_ms: None,
+            last_ts_ms: None,
+            flattened_day: None,
+            candles_per_session: (session_ms as f64 / bar_ms as f64).max(1.0),
+        })
+    }
+
+    pub fn ingest_counters(&self) -> IngestCounters {
+        self.sequencer.counters()
+    }
+
+    pub fn trading_state(&self) -> TradingState {
+        self.risk.state()
+    }
+
+    /// Trades of another symbol than this shard's, ignored.
+    pub fn foreign_symbol_trades(&self) -> u64 {
+        self.foreign_symbol_trades
+    }
+
+    /// Feeds one trade from any source.
+    pub fn on_trade(&mut self, trade: Trade, observer: &mut impl EngineObserver) {
+        self.trades_seen += 1;
+        let symbol = *self.symbol.get_or_insert(trade.symbol);
+        if trade.symbol != symbol {
+            self.foreign_symbol_trades += 1;
+            return;
+        }
+        match self.sequencer.admit(trade) {
+            Admission::New(t) | Admission::UnmatchedEdit(t) => self.on_new_trade(&t, observer),
+            Admission::Edit { corrected, .. } => {
+                if self.candles.apply_edit(&corrected) == EditOutcome::BarAlreadyClosed {
+                    self.edits_after_close += 1;
+                }
+            }
+            Admission::Duplicate | Admission::TooLate { .. } => {}
+        }
+    }
+
+    fn on_new_trade(&mut self, trade: &Trade, observer: &mut impl EngineObserver) {
+        self.first_ts_ms.get_or_insert(trade.ts_ms);
+        self.last_ts_ms = Some(trade.ts_ms);
+        let day = self.clock.day(trade.ts_ms);
+        // Day trading: nothing is carried past flatten_at or into the next session.
+        if self.broker.position().is_some()
+            && (self.clock.ms_of_day(trade.ts_ms) >= self.flatten_at_ms
+                || self.broker.position().is_some_and(|p| self.clock.day(p.entry_ts_ms) != day))
+            && self.flattened_day != Some(day)
+        {
+            self.flattened_day = Some(day);
+            if let Some(exit) = self.broker.flatten(trade.ts_ms, ExitReason::SessionEnd) {
+                self.on_exit(exit, observer);
+            }
+        }
+        let events = self.broker.on_trade(trade);
+        self.on_broker_events(events, observer);
+        if let Some(candle) = self.candles.on_trade(trade) {
+            self.on_candle(&candle, observer);
+        }
+    }
+
+    fn on_broker_events(&mut self, events: BrokerEvents, observer: &mut impl EngineObserver) {
+        if let Some(fill) = events.entry {
+            observer.on_fill(&fill);
+        }
+        if let Some(exit) = events.exit {
+            self.on_exit(exit, observer);
+        }
+    }
+
+    fn on_exit(&mut self, (fill, trip): (Fill, RoundTrip), observer: &mut impl EngineObserver) {
+        observer.on_fill(&fill);
+        observer.on_round_trip(&trip);
+        self.risk.on_round_trip(fill.ts_ms, trip.pnl_brl);
+        self.realized_brl += trip.pnl_brl;
+        self.report.on_round_trip(trip);
+    }
+
+    fn on_candle(&mut self, candle: &Candle, observer: &mut impl EngineObserver) {
+        self.features.on_candle(candle, &mut self.v3);
+        let reading = self.regime.detect(self.features.candles_seen(), &self.v3);
+        observer.on_candle(candle, &self.v3, &reading);
+
+        let close = crate::market::Price::from_f64(candle.close).unwrap_or_default();
+        let equity = self.risk.config().capital_brl + self.realized_brl + self.broker.unrealized_brl(close);
+        self.risk.on_equity(candle.close_ms, equity);
+        let in_position = self.broker.position().is_some();
+        self.report.on_candle(EquityPoint { ts_ms: candle.close_ms, equity_brl: equity, in_position }, reading.regime);
+        self.decisions.candles += 1;
+
+        let signal = self.strategies.on_candle(&StrategyInput { candle, v3: &self.v3, regime: reading });
+        let outcome = match signal.action.side() {
+            None => {
+                self.decisions.holds += 1;
+                Outcome::Hold
+            }
+            Some(side) => {
+                self.decisions.signals += 1;
+                let quantity = self.broker.config().order_quantity;
+                let check = OrderCheck {
+                    ts_ms: candle.close_ms,
+                    side,
+                    quantity,
+                    position: self.broker.exposure(),
+                    volatility: self.v3[self.atr_ratio_index],
+                };
+                match self.risk.check(&check) {
+                    Ok(()) => {
+                        self.decisions.orders += 1;
+                        let order = self.broker.submit_entry(
+                            candle.close_ms,
+                            candle.symbol,
+                            side,
+                            quantity,
+                            signal.stop_points,
+                            signal.target_points,
+                            reading.regime,
+                        );
+                        Outcome::Submitted { order_id: order.id }
+                    }
+                    Err(reason) => {
+                        self.decisions.refused += 1;
+                        Outcome::Refused { reason }
+                    }
+                }
+            }
+        };
+        debug_assert!(signal.action != Action::Hold || outcome == Outcome::Hold);
+        observer.on_decision(&Decision { signal, outcome });
+    }
+
+    /// Ends the run: closes the last candle and any open position, and
+    /// returns the report.
+    pub fn finish(&mut self, observer: &mut impl EngineObserver) -> BacktestReport {
+        if let Some(candle) = self.candles.flush() {
+            self.on_candle(&candle, observer);
+        }
+        if let Some(exit) = self.broker.flatten(self.last_ts_ms.unwrap_or(0), ExitReason::EndOfData) {
+            self.on_exit(exit, observer);
+        }
+        self.report.finish(ReportContext {
+            symbol: self.symbol.map(|s| s.to_string()).unwrap_or_default(),
+            first_ts_ms: self.first_ts_ms,
+            last_ts_ms: self.last_ts_ms,
+            trades_seen: self.trades_seen,
+            candles_per_session: self.candles_per_session,
+            decisions: self.decisions,
+            risk_refusals: self.risk.refusals(),
+            final_trading_state: self.risk.state(),
+            ingest: self.sequencer.counters(),
+            edits_after_close: self.edits_after_close,
+        })
+    }
+}

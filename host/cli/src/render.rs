@@ -71,6 +71,10 @@ pub fn table(r: &BacktestReport, utc_offset_minutes: i32) -> String {
         "  decisions:  {} holds, {} signals, {} orders, {} refused by risk",
         d.holds, d.signals, d.orders, d.refused
     );
+    let holds: Vec<String> = r.hold_reasons.iter().take(4).map(|(why, n)| format!("{why} ({n})")).collect();
+    if !holds.is_empty() {
+        let _ = writeln!(s, "  holds:      {}", holds.join(", "));
+    }
     let refusals: Vec<String> =
         r.risk_refusals.iter().filter(|(_, n)| *n > 0).map(|(k, n)| format!("{k}={n}")).collect();
     if !refusals.is_empty() {

@@ -114,6 +114,8 @@ pub struct Engine {
     broker: PaperBroker,
     report: ReportBuilder,
     decisions: DecisionCounts,
+    /// Few distinct reasons (static strings), so a short list beats a map.
+    hold_reasons: Vec<(&'static str, u64)>,
     realized_brl: f64,
     trades_seen: u64,
     foreign_symbol_trades: u64,
@@ -143,7 +145,7 @@ impl Engine {
             clock,
             flatten_at_ms,
             symbol,
-            sequencer: Sequencer::new(config.dedup_window, config.reorder_tolerance_ms),
+            sequencer: Sequencer::new(config.dedup_window, config.reorder_tolerance_ms, clock),
             candles: CandleBuilder::new(bar_ms, clock),
             features: FeatureCore::new(clock),
             v3: vec![0.0; V3_FEATURE_COUNT],
@@ -154,6 +156,7 @@ impl Engine {
             broker: PaperBroker::new(config.broker.clone(), &config.instrument),
             report: ReportBuilder::new(config.risk.capital_brl),
             decisions: DecisionCounts::default(),
+            hold_reasons: Vec::with_capacity(32),
             realized_brl: 0.0,
             trades_seen: 0,
             foreign_symbol_trades: 0,
@@ -252,6 +255,10 @@ impl Engine {
         let outcome = match signal.action.side() {
             None => {
                 self.decisions.holds += 1;
+                match self.hold_reasons.iter_mut().find(|(r, _)| *r == signal.reason) {
+                    Some((_, n)) => *n += 1,
+                    None => self.hold_reasons.push((signal.reason, 1)),
+                }
                 Outcome::Hold
             }
             Some(side) => {
@@ -305,6 +312,7 @@ impl Engine {
             trades_seen: self.trades_seen,
             candles_per_session: self.candles_per_session,
             decisions: self.decisions,
+            hold_reasons: self.hold_reasons.clone(),
             risk_refusals: self.risk.refusals(),
             final_trading_state: self.risk.state(),
             ingest: self.sequencer.counters(),

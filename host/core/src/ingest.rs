@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::market::{Symbol, Trade};
+use crate::time::SessionClock;
 
 /// What the sequencer decided for one trade.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,11 +46,14 @@ pub struct IngestCounters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct TradeKey {
     symbol: Symbol,
+    /// Trade numbers are unique per session per asset: they restart each day.
+    session_day: i64,
     trade_number: u64,
 }
 
 #[derive(Debug)]
 pub struct Sequencer {
+    clock: SessionClock,
     window: usize,
     reorder_tolerance_ms: i64,
     /// Last `window` admitted trades, oldest evicted first.
@@ -64,9 +68,10 @@ impl Sequencer {
     /// `window`: how many recent trades to remember for duplicate and edit
     /// detection. `reorder_tolerance_ms`: how far back a timestamp may go
     /// before the trade is dropped as too late.
-    pub fn new(window: usize, reorder_tolerance_ms: i64) -> Self {
+    pub fn new(window: usize, reorder_tolerance_ms: i64, clock: SessionClock) -> Self {
         let window = window.max(1);
         Self {
+            clock,
             window,
             reorder_tolerance_ms: reorder_tolerance_ms.max(0),
             recent: vec![None; window],
@@ -82,7 +87,7 @@ impl Sequencer {
     }
 
     pub fn admit(&mut self, mut trade: Trade) -> Admission {
-        let key = TradeKey { symbol: trade.symbol, trade_number: trade.trade_number };
+        let key = self.key(&trade);
         if let Some(&slot) = self.index.get(&key) {
             let previous = self.recent[slot].expect("indexed slot holds a trade");
             if !trade.is_edit && same_content(&previous, &trade) {
@@ -115,10 +120,15 @@ impl Sequencer {
         }
     }
 
+    fn key(&self, trade: &Trade) -> TradeKey {
+        TradeKey { symbol: trade.symbol, session_day: self.clock.day(trade.ts_ms), trade_number: trade.trade_number }
+    }
+
     fn remember(&mut self, key: TradeKey, trade: Trade) {
         let slot = self.next_slot;
         if let Some(old) = self.recent[slot].take() {
-            self.index.remove(&TradeKey { symbol: old.symbol, trade_number: old.trade_number });
+            let old_key = self.key(&old);
+            self.index.remove(&old_key);
         }
         self.recent[slot] = Some(trade);
         self.index.insert(key, slot);
@@ -157,7 +167,7 @@ mod tests {
 
     #[test]
     fn duplicate_is_dropped_and_counted() {
-        let mut s = Sequencer::new(16, 1000);
+        let mut s = Sequencer::new(16, 1000, SessionClock::default());
         assert!(matches!(s.admit(trade(1, 0, 5000.0)), Admission::New(_)));
         assert_eq!(s.admit(trade(1, 0, 5000.0)), Admission::Duplicate);
         assert_eq!(s.counters().duplicates, 1);
@@ -166,7 +176,7 @@ mod tests {
 
     #[test]
     fn edit_replaces_and_keeps_original_time() {
-        let mut s = Sequencer::new(16, 1000);
+        let mut s = Sequencer::new(16, 1000, SessionClock::default());
         s.admit(trade(1, 100, 5000.0));
         s.admit(trade(2, 200, 5000.5));
         let mut fix = trade(1, 250, 5001.0);
@@ -185,7 +195,7 @@ mod tests {
 
     #[test]
     fn out_of_order_within_tolerance_is_clamped_beyond_is_dropped() {
-        let mut s = Sequencer::new(16, 1000);
+        let mut s = Sequencer::new(16, 1000, SessionClock::default());
         s.admit(trade(1, 10_000, 5000.0));
         match s.admit(trade(2, 9_500, 5000.0)) {
             Admission::New(t) => assert_eq!(t.ts_ms, 10_000),
@@ -197,8 +207,16 @@ mod tests {
     }
 
     #[test]
+    fn trade_numbers_restart_each_session() {
+        let mut s = Sequencer::new(16, 1000, SessionClock::default());
+        assert!(matches!(s.admit(trade(1, 0, 5000.0)), Admission::New(_)));
+        let next_day = trade(1, crate::time::MS_PER_DAY, 5000.0);
+        assert!(matches!(s.admit(next_day), Admission::New(_)), "day 2's trade 1 is not day 1's");
+    }
+
+    #[test]
     fn memory_is_bounded_by_the_window() {
-        let mut s = Sequencer::new(4, 0);
+        let mut s = Sequencer::new(4, 0, SessionClock::default());
         for n in 0..100 {
             s.admit(trade(n, n as i64, 5000.0));
         }

@@ -85,6 +85,8 @@ pub struct BacktestReport {
     pub per_regime: Vec<RegimeStats>,
     pub exits: Vec<(ExitReason, u32)>,
     pub decisions: DecisionCounts,
+    /// Why strategies held, most frequent first: the first question when a strategy does not trade.
+    pub hold_reasons: Vec<(&'static str, u64)>,
     pub risk_refusals: RefusalCounts,
     pub final_trading_state: TradingState,
     pub ingest: IngestCounters,
@@ -172,6 +174,11 @@ impl ReportBuilder {
             per_regime,
             exits,
             decisions: context.decisions,
+            hold_reasons: {
+                let mut reasons = context.hold_reasons;
+                reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+                reasons
+            },
             risk_refusals: context.risk_refusals,
             final_trading_state: context.final_trading_state,
             ingest: context.ingest,
@@ -191,6 +198,7 @@ pub struct ReportContext {
     pub trades_seen: u64,
     pub candles_per_session: f64,
     pub decisions: DecisionCounts,
+    pub hold_reasons: Vec<(&'static str, u64)>,
     pub risk_refusals: RefusalCounts,
     pub final_trading_state: TradingState,
     pub ingest: IngestCounters,

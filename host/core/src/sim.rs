@@ -259,8 +259,8 @@ impl SessionGenerator {
         self.regime = choices[self.rng.range(0, 1) as usize];
         self.regime_ends_ms = self.now_ms + self.rng.range(25, 80) * MS_PER_MINUTE;
         self.up_bias = match self.regime {
-            SimRegime::TrendUp => self.rng.uniform(0.60, 0.68),
-            SimRegime::TrendDown => self.rng.uniform(0.32, 0.40),
+            SimRegime::TrendUp => self.rng.uniform(0.55, 0.62),
+            SimRegime::TrendDown => self.rng.uniform(0.38, 0.45),
             SimRegime::Range => 0.5,
         };
         self.range_center_ticks = self.price_ticks;
@@ -291,7 +291,7 @@ impl SessionGenerator {
         let up_bias = match self.regime {
             SimRegime::Range => {
                 let offset = (self.price_ticks - self.range_center_ticks) as f64;
-                (0.5 - offset / 40.0).clamp(0.2, 0.8)
+                (0.5 - offset / 80.0).clamp(0.25, 0.75)
             }
             _ => self.up_bias,
         };
@@ -397,7 +397,7 @@ mod tests {
         let clock = crate::time::SessionClock::default();
         for t in &trades {
             let tod = clock.ms_of_day(t.ts_ms);
-            assert!(tod >= 9 * 3_600_000 && tod < (17 * 60 + 55) * MS_PER_MINUTE, "trade outside session");
+            assert!((9 * 3_600_000..(17 * 60 + 55) * MS_PER_MINUTE).contains(&tod), "trade outside session");
             assert_eq!(t.price.raw() % spec.tick.raw(), 0, "price off the tick grid");
             assert!(t.quantity > 0);
         }

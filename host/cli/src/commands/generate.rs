@@ -19,7 +19,8 @@ pub struct GenArgs {
     /// Number of sessions.
     #[arg(long, default_value_t = 1)]
     pub days: usize,
-    #[arg(long, default_value_t = 42)]
+    /// Seed of the generator; the default reproduces examples/data/wdo-2024-01-08.csv.
+    #[arg(long, default_value_t = 8)]
     pub seed: u64,
     /// Approximate trades per session.
     #[arg(long, default_value_t = 20_000)]

@@ -77,6 +77,17 @@ pub(crate) const LONG_PERIODS: [usize; 4] = [5, 10, 20, 60];
 pub(crate) const SHORT_PERIODS: [usize; 3] = [5, 10, 20];
 pub(crate) const UPDOWN_PERIODS: [usize; 2] = [10, 20];
 pub(crate) const CONCENTRATION_PERIODS: [usize; 2] = [10, 20];
+/// Where each concentration window sits among the volume sums, which are
+/// kept for [`LONG_PERIODS`] (checked at compile time).
+const CONCENTRATION_IN_LONG: [usize; 2] = [long_index(CONCENTRATION_PERIODS[0]), long_index(CONCENTRATION_PERIODS[1])];
+
+const fn long_index(n: usize) -> usize {
+    let mut j = 0;
+    while LONG_PERIODS[j] != n {
+        j += 1;
+    }
+    j
+}
 pub(crate) const PRICE_POSITION_PERIODS: [usize; 2] = [20, 50];
 pub(crate) const BB_PERIOD: usize = 20;
 pub(crate) const WILDER_PERIOD: usize = 14;
@@ -611,9 +622,7 @@ impl FeatureCore {
             o.put("avg_trade_size_ma", n, ma);
             o.put("avg_trade_size_ratio", n, safe_div(ats, ma));
         }
-        for (m, n) in self.volume_max.iter().zip(CONCENTRATION_PERIODS) {
-            // The volume windows 10 and 20 are LONG_PERIODS[1] and [2].
-            let j = if n == 10 { 1 } else { 2 };
+        for ((m, n), j) in self.volume_max.iter().zip(CONCENTRATION_PERIODS).zip(CONCENTRATION_IN_LONG) {
             o.put("volume_concentration", n, safe_div(m.value(), self.volume.sum(j)));
         }
 

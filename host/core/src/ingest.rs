@@ -5,8 +5,6 @@
 //! are the same whatever the data came from. Memory is bounded: the sequencer
 //! remembers the last `window` trades, not the whole session.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use crate::market::{Symbol, Trade};
@@ -54,12 +52,9 @@ struct TradeKey {
 #[derive(Debug)]
 pub struct Sequencer {
     clock: SessionClock,
-    window: usize,
     reorder_tolerance_ms: i64,
-    /// Last `window` admitted trades, oldest evicted first.
-    recent: Vec<Option<Trade>>,
-    next_slot: usize,
-    index: HashMap<TradeKey, usize>,
+    /// Admitted trades by `trade_number % len`; a newer number evicts an older one.
+    recent: Vec<Option<(TradeKey, Trade)>>,
     last_ts_ms: i64,
     counters: IngestCounters,
 }
@@ -69,14 +64,10 @@ impl Sequencer {
     /// detection. `reorder_tolerance_ms`: how far back a timestamp may go
     /// before the trade is dropped as too late.
     pub fn new(window: usize, reorder_tolerance_ms: i64, clock: SessionClock) -> Self {
-        let window = window.max(1);
         Self {
             clock,
-            window,
             reorder_tolerance_ms: reorder_tolerance_ms.max(0),
-            recent: vec![None; window],
-            next_slot: 0,
-            index: HashMap::with_capacity(window * 2),
+            recent: vec![None; window.max(1)],
             last_ts_ms: i64::MIN,
             counters: IngestCounters::default(),
         }
@@ -88,15 +79,17 @@ impl Sequencer {
 
     pub fn admit(&mut self, mut trade: Trade) -> Admission {
         let key = self.key(&trade);
-        if let Some(&slot) = self.index.get(&key) {
-            let previous = self.recent[slot].expect("indexed slot holds a trade");
+        let slot = self.slot(&key);
+        if let Some((seen, previous)) = self.recent[slot]
+            && seen == key
+        {
             if !trade.is_edit && same_content(&previous, &trade) {
                 self.counters.duplicates += 1;
                 return Admission::Duplicate;
             }
             // A corrected trade keeps the time of the trade it corrects.
             let corrected = Trade { ts_ms: previous.ts_ms, is_edit: true, ..trade };
-            self.recent[slot] = Some(corrected);
+            self.recent[slot] = Some((key, corrected));
             self.counters.edits += 1;
             return Admission::Edit { previous, corrected };
         }
@@ -110,7 +103,7 @@ impl Sequencer {
             trade.ts_ms = self.last_ts_ms;
         }
         self.last_ts_ms = trade.ts_ms;
-        self.remember(key, trade);
+        self.recent[slot] = Some((key, trade));
         self.counters.accepted += 1;
         if trade.is_edit {
             self.counters.unmatched_edits += 1;
@@ -124,15 +117,8 @@ impl Sequencer {
         TradeKey { symbol: trade.symbol, session_day: self.clock.day(trade.ts_ms), trade_number: trade.trade_number }
     }
 
-    fn remember(&mut self, key: TradeKey, trade: Trade) {
-        let slot = self.next_slot;
-        if let Some(old) = self.recent[slot].take() {
-            let old_key = self.key(&old);
-            self.index.remove(&old_key);
-        }
-        self.recent[slot] = Some(trade);
-        self.index.insert(key, slot);
-        self.next_slot = (slot + 1) % self.window;
+    fn slot(&self, key: &TradeKey) -> usize {
+        (key.trade_number % self.recent.len() as u64) as usize
     }
 }
 
@@ -220,7 +206,7 @@ mod tests {
         for n in 0..100 {
             s.admit(trade(n, n as i64, 5000.0));
         }
-        assert_eq!(s.index.len(), 4);
+        assert_eq!(s.recent.iter().flatten().count(), 4);
         // Trade 0 fell out of the window: an edit of it is accepted as new, and counted.
         let mut late_fix = trade(0, 100, 5001.0);
         late_fix.is_edit = true;

@@ -144,9 +144,17 @@ pub fn run(args: BenchArgs, config: Config) -> Result<()> {
     println!("  {:<58} {:>14}", "stage", "result");
     println!("  {:<58} {:>11.2} M/s", "engine, in-memory trades (every stage, native)", engine_rate / 1e6);
     println!("  {:<58} {:>11.2} M/s", "CSV parse, in memory (rows)", rate(parsed, parse_time) / 1e6);
-    println!("  {:<58} {:>11.2} M/s", "CSV file -> feed thread -> ring -> engine thread", pipeline.trades_per_second() / 1e6);
+    println!(
+        "  {:<58} {:>11.2} M/s",
+        "CSV file -> feed thread -> ring -> engine thread",
+        pipeline.trades_per_second() / 1e6
+    );
     println!("  {:<58} {:>11} ns", "v3 features per closed candle, incremental", core_per_candle.as_nanos());
-    println!("  {:<58} {:>11} ns", "v3 features per closed candle, naive recompute of the day", naive_per_candle.as_nanos());
+    println!(
+        "  {:<58} {:>11} ns",
+        "v3 features per closed candle, naive recompute of the day",
+        naive_per_candle.as_nanos()
+    );
     println!("  {:<58} {:>11.4} M/s", "naive: recompute the day's features on every trade", naive_rate / 1e6);
     println!();
     println!(

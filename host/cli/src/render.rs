@@ -95,9 +95,11 @@ pub fn table(r: &BacktestReport, utc_offset_minutes: i32) -> String {
     s
 }
 
-/// The equity curve with drawdown shading, as SVG.
+/// The equity curve with drawdown shading, as SVG. The x axis is trading
+/// time (candle by candle), so nights and weekends take no room; dashed lines
+/// mark each new session.
 pub fn equity_svg(r: &BacktestReport, utc_offset_minutes: i32) -> String {
-    let (w, h, left, right, top, bottom) = (960.0, 420.0, 80.0, 20.0, 40.0, 50.0);
+    let (w, h, left, right, top, bottom) = (960.0, 420.0, 80.0, 40.0, 40.0, 50.0);
     let pts = &r.equity_curve;
     let mut svg = String::new();
     let _ = writeln!(
@@ -106,80 +108,115 @@ pub fn equity_svg(r: &BacktestReport, utc_offset_minutes: i32) -> String {
     );
     let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let title = format!(
-        "{} equity (BRL) - {} trades, PnL {:.2} BRL, max DD {:.2}%",
+        "{} equity (BRL): {} trades, PnL {:.2} BRL, max drawdown {:.2}% (shaded)",
         r.symbol,
         r.totals.trades,
         r.totals.pnl_brl,
         100.0 * r.max_drawdown_pct
     );
     let _ = writeln!(svg, r#"<text x="{left}" y="24" font-size="15">{}</text>"#, xml_escape(&title));
-    if pts.len() >= 2 {
-        let (t0, t1) = (pts[0].ts_ms as f64, pts[pts.len() - 1].ts_ms as f64);
-        let lo = pts.iter().map(|p| p.equity_brl).fold(f64::INFINITY, f64::min);
-        let hi = pts.iter().map(|p| p.equity_brl).fold(f64::NEG_INFINITY, f64::max);
-        let pad = ((hi - lo) * 0.05).max(1.0);
-        let (lo, hi) = (lo - pad, hi + pad);
-        let x = |ts: i64| left + (ts as f64 - t0) / (t1 - t0).max(1.0) * (w - left - right);
-        let y = |v: f64| top + (hi - v) / (hi - lo) * (h - top - bottom);
-        // Grid and y labels.
-        for k in 0..=4 {
-            let v = lo + (hi - lo) * f64::from(k) / 4.0;
-            let yy = y(v);
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{left}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{v:.0}</text>"##,
-                w - right,
-                left - 6.0,
-                yy + 4.0
-            );
-        }
-        // Drawdown area under the running peak.
-        let mut peak = f64::NEG_INFINITY;
-        let mut dd = String::new();
-        let mut upper = Vec::with_capacity(pts.len());
-        for p in pts {
-            peak = peak.max(p.equity_brl);
-            upper.push((x(p.ts_ms), y(peak)));
-        }
-        for (px, py) in &upper {
-            let _ = write!(dd, "{px:.1},{py:.1} ");
-        }
-        for p in pts.iter().rev() {
-            let _ = write!(dd, "{:.1},{:.1} ", x(p.ts_ms), y(p.equity_brl));
-        }
-        let _ = writeln!(svg, r##"<polygon points="{dd}" fill="#f4c7c3" stroke="none"/>"##);
-        let mut line = String::new();
-        for p in pts {
-            let _ = write!(line, "{:.1},{:.1} ", x(p.ts_ms), y(p.equity_brl));
-        }
-        let _ = writeln!(svg, r##"<polyline points="{line}" fill="none" stroke="#1a73e8" stroke-width="1.5"/>"##);
-        // Round-trip exits as dots: green wins, red losses.
-        for t in &r.round_trips {
-            let Some(p) = pts.iter().find(|p| p.ts_ms >= t.exit_ts_ms).or(pts.last()) else { continue };
-            let colour = if t.pnl_brl > 0.0 { "#188038" } else { "#d93025" };
-            let _ =
-                writeln!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"/>"#, x(p.ts_ms), y(p.equity_brl));
-        }
-        // Time labels.
-        for k in 0..=4 {
-            let ts = (t0 + (t1 - t0) * f64::from(k) / 4.0) as i64;
-            let _ = writeln!(
-                svg,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-                x(ts),
-                h - bottom + 18.0,
-                local(Some(ts), utc_offset_minutes)
-            );
-        }
+    if pts.len() < 2 {
+        let _ = writeln!(svg, r#"<text x="{left}" y="80">not enough candles to plot</text>"#);
+        svg.push_str("</svg>\n");
+        return svg;
+    }
+    let lo = pts.iter().map(|p| p.equity_brl).fold(r.capital_brl, f64::min);
+    let hi = pts.iter().map(|p| p.equity_brl).fold(r.capital_brl, f64::max);
+    let pad = ((hi - lo) * 0.05).max(1.0);
+    let (lo, hi) = (lo - pad, hi + pad);
+    let last = (pts.len() - 1) as f64;
+    let x = |i: usize| left + i as f64 / last * (w - left - right);
+    let y = |v: f64| top + (hi - v) / (hi - lo) * (h - top - bottom);
+    for k in 0..=4 {
+        let v = lo + (hi - lo) * f64::from(k) / 4.0;
         let _ = writeln!(
             svg,
-            r##"<rect x="{left}" y="{top}" width="{:.1}" height="{:.1}" fill="none" stroke="#888"/>"##,
-            w - left - right,
-            h - top - bottom
+            r##"<line x1="{left}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{v:.0}</text>"##,
+            w - right,
+            left - 6.0,
+            y(v) + 4.0,
+            yy = y(v)
         );
-    } else {
-        let _ = writeln!(svg, r#"<text x="{left}" y="80">not enough candles to plot</text>"#);
     }
+    // Session boundaries, labelled with their date (thinned to at most ~10 labels).
+    let day = |ts: i64| LocalTime::from_epoch_ms(ts, utc_offset_minutes);
+    let starts: Vec<usize> = (0..pts.len())
+        .filter(|&i| {
+            i == 0 || {
+                let (a, b) = (day(pts[i - 1].ts_ms), day(pts[i].ts_ms));
+                (a.year, a.month, a.day) != (b.year, b.month, b.day)
+            }
+        })
+        .collect();
+    if starts.len() > 1 {
+        let every = starts.len().div_ceil(10);
+        for (n, &i) in starts.iter().enumerate() {
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{xx:.1}" y1="{top}" x2="{xx:.1}" y2="{:.1}" stroke="#bbb" stroke-dasharray="3,3"/>"##,
+                h - bottom,
+                xx = x(i)
+            );
+            if n % every == 0 {
+                let d = day(pts[i].ts_ms);
+                let _ = writeln!(
+                    svg,
+                    r#"<text x="{:.1}" y="{:.1}" text-anchor="start">{:04}-{:02}-{:02}</text>"#,
+                    x(i) + 2.0,
+                    h - bottom + 18.0,
+                    d.year,
+                    d.month,
+                    d.day
+                );
+            }
+        }
+    } else {
+        for k in 0..=4 {
+            let i = (last * f64::from(k) / 4.0) as usize;
+            let t = day(pts[i].ts_ms);
+            let anchor = match k {
+                0 => "start",
+                4 => "end",
+                _ => "middle",
+            };
+            let _ = writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="{anchor}">{:02}:{:02}</text>"#,
+                x(i),
+                h - bottom + 18.0,
+                t.hour,
+                t.minute
+            );
+        }
+    }
+    // Drawdown: the area between the running peak and equity.
+    let mut peak = f64::NEG_INFINITY;
+    let mut area = String::new();
+    for (i, p) in pts.iter().enumerate() {
+        peak = peak.max(p.equity_brl);
+        let _ = write!(area, "{:.1},{:.1} ", x(i), y(peak));
+    }
+    for (i, p) in pts.iter().enumerate().rev() {
+        let _ = write!(area, "{:.1},{:.1} ", x(i), y(p.equity_brl));
+    }
+    let _ = writeln!(svg, r##"<polygon points="{area}" fill="#f4c7c3" stroke="none"/>"##);
+    let mut line = String::new();
+    for (i, p) in pts.iter().enumerate() {
+        let _ = write!(line, "{:.1},{:.1} ", x(i), y(p.equity_brl));
+    }
+    let _ = writeln!(svg, r##"<polyline points="{line}" fill="none" stroke="#1a73e8" stroke-width="1.5"/>"##);
+    // Each round trip's exit: green a win, red a loss.
+    for t in &r.round_trips {
+        let i = pts.partition_point(|p| p.ts_ms < t.exit_ts_ms).min(pts.len() - 1);
+        let colour = if t.pnl_brl > 0.0 { "#188038" } else { "#d93025" };
+        let _ = writeln!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"/>"#, x(i), y(pts[i].equity_brl));
+    }
+    let _ = writeln!(
+        svg,
+        r##"<rect x="{left}" y="{top}" width="{:.1}" height="{:.1}" fill="none" stroke="#888"/>"##,
+        w - left - right,
+        h - top - bottom
+    );
     svg.push_str("</svg>\n");
     svg
 }

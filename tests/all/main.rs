@@ -5,4 +5,6 @@ mod alloc_count;
 mod broker;
 mod engine;
 mod features_on_sessions;
+mod report;
 mod risk;
+mod strategy;

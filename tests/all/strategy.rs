@@ -94,16 +94,17 @@ fn range_strategy_finds_five_bar_pivots_and_fades_the_edges() {
     let v3 =
         frame(&[("v3_atr_14", 2.0), ("v3_bb_position_20", 0.1), ("v3_volume_imbalance", 0.3), ("v3_momentum_1", 0.5)]);
     let r = reading(Regime::Range, 0.6, 18.0);
-    // A saw-tooth between ~4990 and ~5010: pivot lows at 4990, pivot highs at 5010.
-    let path = [5000.0, 4995.0, 4990.0, 4995.0, 5000.0, 5005.0, 5010.0, 5005.0, 5000.0, 4995.0, 4991.0, 4995.0, 5000.0];
+    // A saw-tooth between ~4970 and ~5030 (0.2% of 5000 is 10 points, so the
+    // range must be wider than 20 points to have a middle).
+    let path = [5000.0, 4985.0, 4970.0, 4985.0, 5000.0, 5015.0, 5030.0, 5015.0, 5000.0, 4985.0, 4973.0, 4985.0, 5000.0];
     for p in path {
         s.on_candle(&StrategyInput { candle: &candle(p, p + 0.5, p - 0.5), v3: &v3, regime: r });
     }
-    let (support, resistance) = s.levels(4995.0);
-    assert_eq!(support, Some(4990.5), "the nearer of the two pivot lows (4989.5, 4990.5)");
-    assert_eq!(resistance, Some(5010.5));
+    let (support, resistance) = s.levels(4990.0);
+    assert_eq!(support, Some(4972.5), "the nearer of the two pivot lows (4969.5, 4972.5)");
+    assert_eq!(resistance, Some(5030.5));
     // Near support, with the flow turning up: buy, stop = max(ATR, 3) and target 1.5 x stop.
-    let sig = s.on_candle(&StrategyInput { candle: &candle(4992.0, 4992.5, 4991.5), v3: &v3, regime: r });
+    let sig = s.on_candle(&StrategyInput { candle: &candle(4975.0, 4975.5, 4974.5), v3: &v3, regime: r });
     assert_eq!(sig.action, Action::Buy, "{sig:?}");
     assert_eq!((sig.stop_points, sig.target_points), (3.0, 4.5));
     // Mid-range: hold.

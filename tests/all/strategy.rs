@@ -68,23 +68,23 @@ fn trend_strategy_acts_only_when_every_gate_passes() {
         ("v3_momentum_pct_20", 0.004),
         ("v3_volume_imbalance_ma_5", 0.2),
     ]);
-    let sig = s.on_candle(&StrategyInput { candle: &c, v3: &strong, regime: reading(Regime::TrendUp, 0.7, 40.0) });
+    let sig = s.on_candle(&StrategyInput { candle: &c, features: &strong, regime: reading(Regime::TrendUp, 0.7, 40.0) });
     assert_eq!(sig.action, Action::Buy);
     assert_eq!((sig.stop_points, sig.target_points), (5.0, 10.0));
     assert_eq!(sig.direction, 1.0);
 
     // The same evidence in a down trend disagrees with the side: direction fails.
-    let sig = s.on_candle(&StrategyInput { candle: &c, v3: &strong, regime: reading(Regime::TrendDown, 0.7, 40.0) });
+    let sig = s.on_candle(&StrategyInput { candle: &c, features: &strong, regime: reading(Regime::TrendDown, 0.7, 40.0) });
     assert_eq!((sig.action, sig.reason), (Action::Hold, "direction below threshold"));
 
     // Too small a move.
     let mut weak = strong.clone();
     weak[v3_index("v3_momentum_pct_20").expect("idx")] = 0.001;
-    let sig = s.on_candle(&StrategyInput { candle: &c, v3: &weak, regime: reading(Regime::TrendUp, 0.7, 40.0) });
+    let sig = s.on_candle(&StrategyInput { candle: &c, features: &weak, regime: reading(Regime::TrendUp, 0.7, 40.0) });
     assert_eq!((sig.action, sig.reason), (Action::Hold, "expected move below threshold"));
 
     // Low regime confidence.
-    let sig = s.on_candle(&StrategyInput { candle: &c, v3: &strong, regime: reading(Regime::TrendUp, 0.55, 26.0) });
+    let sig = s.on_candle(&StrategyInput { candle: &c, features: &strong, regime: reading(Regime::TrendUp, 0.55, 26.0) });
     assert_eq!((sig.action, sig.reason), (Action::Hold, "confidence below threshold"));
 }
 
@@ -98,17 +98,17 @@ fn range_strategy_finds_five_bar_pivots_and_fades_the_edges() {
     // range must be wider than 20 points to have a middle).
     let path = [5000.0, 4985.0, 4970.0, 4985.0, 5000.0, 5015.0, 5030.0, 5015.0, 5000.0, 4985.0, 4973.0, 4985.0, 5000.0];
     for p in path {
-        s.on_candle(&StrategyInput { candle: &candle(p, p + 0.5, p - 0.5), v3: &v3, regime: r });
+        s.on_candle(&StrategyInput { candle: &candle(p, p + 0.5, p - 0.5), features: &v3, regime: r });
     }
     let (support, resistance) = s.levels(4990.0);
     assert_eq!(support, Some(4972.5), "the nearer of the two pivot lows (4969.5, 4972.5)");
     assert_eq!(resistance, Some(5030.5));
     // Near support, with the flow turning up: buy, stop = max(ATR, 3) and target 1.5 x stop.
-    let sig = s.on_candle(&StrategyInput { candle: &candle(4975.0, 4975.5, 4974.5), v3: &v3, regime: r });
+    let sig = s.on_candle(&StrategyInput { candle: &candle(4975.0, 4975.5, 4974.5), features: &v3, regime: r });
     assert_eq!(sig.action, Action::Buy, "{sig:?}");
     assert_eq!((sig.stop_points, sig.target_points), (3.0, 4.5));
     // Mid-range: hold.
-    let sig = s.on_candle(&StrategyInput { candle: &candle(5000.0, 5000.5, 4999.5), v3: &v3, regime: r });
+    let sig = s.on_candle(&StrategyInput { candle: &candle(5000.0, 5000.5, 4999.5), features: &v3, regime: r });
     assert_eq!((sig.action, sig.reason), (Action::Hold, "mid-range"));
 }
 
@@ -117,6 +117,6 @@ fn the_undefined_regime_holds() {
     let mut s = RegimeStrategies::new(&StrategyConfig::default());
     let c = candle(5000.0, 5001.0, 4999.0);
     let v3 = frame(&[]);
-    let sig = s.on_candle(&StrategyInput { candle: &c, v3: &v3, regime: reading(Regime::Undefined, 0.3, 25.0) });
+    let sig = s.on_candle(&StrategyInput { candle: &c, features: &v3, regime: reading(Regime::Undefined, 0.3, 25.0) });
     assert_eq!(sig.action, Action::Hold);
 }

@@ -251,7 +251,7 @@ impl Engine {
         self.report.on_candle(EquityPoint { ts_ms: candle.close_ms, equity_brl: equity, in_position }, reading.regime);
         self.decisions.candles += 1;
 
-        let signal = self.strategies.on_candle(&StrategyInput { candle, v3: &self.v3, regime: reading });
+        let signal = self.strategies.on_candle(&StrategyInput { candle, features: &self.v3, regime: reading });
         let outcome = match signal.action.side() {
             None => {
                 self.decisions.holds += 1;

@@ -8,6 +8,7 @@ pub mod broker;
 pub mod candles;
 pub mod engine;
 pub mod features;
+pub mod hooks;
 pub mod ingest;
 pub mod market;
 pub mod regime;

@@ -142,8 +142,10 @@ pub struct StrategyConfig {
 #[derive(Clone, Copy, Debug)]
 pub struct StrategyInput<'a> {
     pub candle: &'a Candle,
-    /// The v3 feature values (see [`crate::features::V3_FEATURE_NAMES`]).
-    pub v3: &'a [f64],
+    /// The feature frame: the v3 features first, in
+    /// [`crate::features::V3_FEATURE_NAMES`] order, then the outputs of the
+    /// feature extensions (see [`crate::hooks::FeatureSchema`]).
+    pub features: &'a [f64],
     pub regime: RegimeReading,
 }
 
@@ -205,7 +207,7 @@ impl TrendStrategy {
             Regime::TrendDown => (Action::Sell, -1.0),
             _ => return hold(input, "not a trend regime"),
         };
-        let f = input.v3;
+        let f = input.features;
         // Five independent pieces of evidence; direction is the share that agrees.
         let votes = [
             f[self.ema_alignment] * sign > 0.0,
@@ -303,7 +305,7 @@ impl RangeStrategy {
         let (Some(support), Some(resistance)) = self.levels(price) else {
             return hold(input, "no support and resistance yet");
         };
-        let f = input.v3;
+        let f = input.features;
         let near = self.config.level_proximity;
         let (action, distance, room, votes) = if (price - support) / price <= near {
             let votes = [f[self.bb_position_20] < 0.3, f[self.volume_imbalance] > 0.0, f[self.momentum_1] > 0.0];
@@ -336,6 +338,12 @@ pub struct RegimeStrategies {
     trend: TrendStrategy,
     range: RangeStrategy,
     undefined: Thresholds,
+}
+
+impl crate::hooks::Strategies for RegimeStrategies {
+    fn on_candle(&mut self, input: &StrategyInput<'_>) -> Signal {
+        RegimeStrategies::on_candle(self, input)
+    }
 }
 
 impl RegimeStrategies {

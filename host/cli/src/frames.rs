@@ -9,7 +9,6 @@ use std::thread::{self, JoinHandle};
 use anyhow::{Context, Result, anyhow};
 use tickhost_core::Candle;
 use tickhost_core::engine::EngineObserver;
-use tickhost_core::features::V3_FEATURE_NAMES;
 use tickhost_core::regime::RegimeReading;
 
 struct FrameRecord {
@@ -33,7 +32,9 @@ impl std::fmt::Debug for FrameWriter {
 }
 
 impl FrameWriter {
-    pub fn create(path: &Path) -> Result<Self> {
+    /// `columns`: the engine's feature schema names, in frame order.
+    pub fn create(path: &Path, columns: &[String]) -> Result<Self> {
+        let columns = columns.to_vec();
         let file = File::create(path).with_context(|| format!("cannot create feature file {}", path.display()))?;
         let (frames, mut incoming) = rtrb::RingBuffer::<FrameRecord>::new(1024);
         let (mut give_back, recycled) = rtrb::RingBuffer::<Vec<f64>>::new(1024);
@@ -44,7 +45,7 @@ impl FrameWriter {
                 let mut out = BufWriter::with_capacity(1 << 20, file);
                 let write_err = |e| anyhow!("writing {shown}: {e}");
                 write!(out, "ts_ms,symbol,regime,regime_confidence,open,high,low,close,volume").map_err(write_err)?;
-                for name in V3_FEATURE_NAMES.iter() {
+                for name in &columns {
                     write!(out, ",{name}").map_err(write_err)?;
                 }
                 writeln!(out).map_err(write_err)?;

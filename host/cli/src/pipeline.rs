@@ -32,14 +32,14 @@ impl ReplayOutcome {
     }
 }
 
-/// Replays a Profit CSV through a fresh engine.
+/// Replays a Profit CSV through `engine`.
 pub fn replay_csv(
     path: &Path,
     config: &Config,
+    mut engine: Engine,
     observer: &mut impl EngineObserver,
     show_progress: bool,
 ) -> Result<ReplayOutcome> {
-    let mut engine = Engine::new(&config.engine).context("invalid engine configuration")?;
     let file_len = std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?.len();
     let progress = progress_bar(file_len, show_progress);
     let bytes_read = Arc::new(AtomicU64::new(0));

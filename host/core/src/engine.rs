@@ -8,9 +8,11 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::agents::{AgentsConfig, AgentsMode, NativeAgents};
 use crate::broker::{BrokerConfig, BrokerEvents, ExitReason, Fill, InstrumentConfig, PaperBroker, RoundTrip};
 use crate::candles::{CandleBuilder, EditOutcome};
 use crate::features::{FeatureCore, V3_FEATURE_COUNT, v3_index};
+use crate::hooks::{Agents, FeatureExtensions, FeatureSchema, NoExtensions, SchemaError, Strategies};
 use crate::ingest::{Admission, IngestCounters, Sequencer};
 use crate::market::{Candle, Symbol, Trade};
 use crate::regime::{RegimeConfig, RegimeDetector, RegimeReading};
@@ -35,6 +37,7 @@ pub struct EngineConfig {
     pub instrument: InstrumentConfig,
     pub regime: RegimeConfig,
     pub strategy: StrategyConfig,
+    pub agents: AgentsConfig,
     pub risk: RiskConfig,
     pub broker: BrokerConfig,
 }
@@ -50,6 +53,7 @@ impl Default for EngineConfig {
             instrument: InstrumentConfig::default(),
             regime: RegimeConfig::default(),
             strategy: StrategyConfig::default(),
+            agents: AgentsConfig::default(),
             risk: RiskConfig::default(),
             broker: BrokerConfig::default(),
         }
@@ -66,6 +70,27 @@ pub enum EngineConfigError {
     BadBarLength,
     #[error("instrument.symbol = {0:?} is not a valid ticker")]
     BadSymbol(String),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+}
+
+/// What fills the engine's extension points. [`Hooks::native`] is the
+/// all-native engine; the plugin host builds hooks with plugins in front.
+#[derive(Debug)]
+pub struct Hooks {
+    pub extensions: Box<dyn FeatureExtensions>,
+    pub strategies: Box<dyn Strategies>,
+    pub agents: Box<dyn Agents>,
+}
+
+impl Hooks {
+    pub fn native(config: &EngineConfig) -> Self {
+        Self {
+            extensions: Box::new(NoExtensions),
+            strategies: Box::new(RegimeStrategies::new(&config.strategy)),
+            agents: Box::new(NativeAgents::new(&config.agents)),
+        }
+    }
 }
 
 /// What happened to a strategy's signal.
@@ -106,10 +131,15 @@ pub struct Engine {
     sequencer: Sequencer,
     candles: CandleBuilder,
     features: FeatureCore,
-    v3: Vec<f64>,
+    schema: FeatureSchema,
+    /// This candle's frame: v3 features, then extension outputs.
+    frame: Vec<f64>,
     atr_ratio_index: usize,
     regime: RegimeDetector,
-    strategies: RegimeStrategies,
+    extensions: Box<dyn FeatureExtensions>,
+    strategies: Box<dyn Strategies>,
+    agents: Box<dyn Agents>,
+    agents_mode: AgentsMode,
     risk: RiskEngine,
     broker: PaperBroker,
     report: ReportBuilder,
@@ -127,7 +157,12 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An all-native engine.
     pub fn new(config: &EngineConfig) -> Result<Self, EngineConfigError> {
+        Self::with_hooks(config, Hooks::native(config))
+    }
+
+    pub fn with_hooks(config: &EngineConfig, hooks: Hooks) -> Result<Self, EngineConfigError> {
         if config.bar_seconds == 0 {
             return Err(EngineConfigError::BadBarLength);
         }
@@ -139,6 +174,8 @@ impl Engine {
             s => Some(Symbol::new(s).ok_or_else(|| EngineConfigError::BadSymbol(s.into()))?),
         };
         let bar_ms = i64::from(config.bar_seconds) * MS_PER_SECOND;
+        let mut schema = FeatureSchema::v3();
+        schema.extend(&hooks.extensions.output_names())?;
         let session_ms =
             parse_hh_mm(&config.risk.trading_end).unwrap_or(0) - parse_hh_mm(&config.risk.trading_start).unwrap_or(0);
         Ok(Self {
@@ -148,10 +185,14 @@ impl Engine {
             sequencer: Sequencer::new(config.dedup_window, config.reorder_tolerance_ms, clock),
             candles: CandleBuilder::new(bar_ms, clock),
             features: FeatureCore::new(clock),
-            v3: vec![0.0; V3_FEATURE_COUNT],
+            frame: vec![0.0; schema.len()],
+            schema,
             atr_ratio_index: v3_index("v3_atr_ratio_14").expect("v3 schema has atr_ratio_14"),
             regime: RegimeDetector::new(config.regime.clone()),
-            strategies: RegimeStrategies::new(&config.strategy),
+            extensions: hooks.extensions,
+            strategies: hooks.strategies,
+            agents: hooks.agents,
+            agents_mode: config.agents.mode,
             risk: RiskEngine::new(config.risk.clone(), clock)?,
             broker: PaperBroker::new(config.broker.clone(), &config.instrument),
             report: ReportBuilder::new(config.risk.capital_brl),
@@ -166,6 +207,11 @@ impl Engine {
             flattened_day: None,
             candles_per_session: (session_ms as f64 / bar_ms as f64).max(1.0),
         })
+    }
+
+    /// The frame layout: v3 features, then extension outputs.
+    pub fn schema(&self) -> &FeatureSchema {
+        &self.schema
     }
 
     pub fn ingest_counters(&self) -> IngestCounters {
@@ -217,6 +263,10 @@ impl Engine {
         }
         let events = self.broker.on_trade(trade);
         self.on_broker_events(events, observer);
+        self.extensions.on_trade(trade, &self.frame);
+        if self.agents_mode != AgentsMode::Off {
+            self.agents.on_trade(trade, &self.frame);
+        }
         if let Some(candle) = self.candles.on_trade(trade) {
             self.on_candle(&candle, observer);
         }
@@ -235,14 +285,17 @@ impl Engine {
         observer.on_fill(&fill);
         observer.on_round_trip(&trip);
         self.risk.on_round_trip(fill.ts_ms, trip.pnl_brl);
+        self.agents.on_feedback(&trip);
         self.realized_brl += trip.pnl_brl;
         self.report.on_round_trip(trip);
     }
 
     fn on_candle(&mut self, candle: &Candle, observer: &mut impl EngineObserver) {
-        self.features.on_candle(candle, &mut self.v3);
-        let reading = self.regime.detect(self.features.candles_seen(), &self.v3);
-        observer.on_candle(candle, &self.v3, &reading);
+        let (v3, extension_outputs) = self.frame.split_at_mut(V3_FEATURE_COUNT);
+        self.features.on_candle(candle, v3);
+        self.extensions.on_candle(candle, v3, extension_outputs);
+        let reading = self.regime.detect(self.features.candles_seen(), &self.frame);
+        observer.on_candle(candle, &self.frame, &reading);
 
         let close = crate::market::Price::from_f64(candle.close).unwrap_or_default();
         let equity = self.risk.config().capital_brl + self.realized_brl + self.broker.unrealized_brl(close);
@@ -251,7 +304,15 @@ impl Engine {
         self.report.on_candle(EquityPoint { ts_ms: candle.close_ms, equity_brl: equity, in_position }, reading.regime);
         self.decisions.candles += 1;
 
-        let signal = self.strategies.on_candle(&StrategyInput { candle, features: &self.v3, regime: reading });
+        let mut signal = self.strategies.on_candle(&StrategyInput { candle, features: &self.frame, regime: reading });
+        if self.agents_mode == AgentsMode::Veto {
+            let consensus = self.agents.on_candle(candle, &self.frame);
+            let opposed =
+                matches!((signal.action, consensus.action), (Action::Buy, Action::Sell) | (Action::Sell, Action::Buy));
+            if opposed {
+                signal = Signal { action: Action::Hold, reason: "agents' consensus opposes the signal", ..signal };
+            }
+        }
         let outcome = match signal.action.side() {
             None => {
                 self.decisions.holds += 1;
@@ -269,7 +330,7 @@ impl Engine {
                     side,
                     quantity,
                     position: self.broker.exposure(),
-                    volatility: self.v3[self.atr_ratio_index],
+                    volatility: self.frame[self.atr_ratio_index],
                 };
                 match self.risk.check(&check) {
                     Ok(()) => {

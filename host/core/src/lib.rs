@@ -4,6 +4,7 @@
 //! Sources (CSV, DLL, ZeroMQ) and sinks (Valkey, ZeroMQ, files) live in other
 //! crates and talk to the engine through the plain types defined here.
 
+pub mod agents;
 pub mod broker;
 pub mod candles;
 pub mod engine;

@@ -136,7 +136,7 @@ pub fn run(args: BenchArgs, config: Config) -> Result<()> {
     let dir = tempfile::tempdir().context("cannot create a temp dir")?;
     let path = dir.path().join("bench.csv");
     std::fs::write(&path, &csv).with_context(|| format!("cannot write {}", path.display()))?;
-    let pipeline = replay_csv(&path, &config, &mut NoObserver, false)?;
+    let pipeline = replay_csv(&path, &config, Engine::new(&config.engine)?, &mut NoObserver, false)?;
 
     let engine_rate = rate(n, engine_time);
     let naive_rate = rate(naive_input.len() as u64, naive_trade_time);

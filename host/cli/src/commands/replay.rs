@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tickhost_core::engine::NoObserver;
+use tickhost_core::engine::{Engine, NoObserver};
 
 use crate::OnBadRowArg;
 use crate::config::{Config, OnBadRow};
@@ -84,18 +84,24 @@ fn print_source_summary(outcome: &ReplayOutcome, path: &Path) {
     }
 }
 
+/// The engine for a run, with whatever the configuration puts in its slots.
+fn build_engine(config: &Config) -> Result<Engine> {
+    Engine::new(&config.engine).context("invalid engine configuration")
+}
+
 pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
     args.source.apply(&mut config);
     let show = !args.source.quiet;
+    let engine = build_engine(&config)?;
     let outcome = match &args.features_out {
         Some(path) => {
-            let mut frames = FrameWriter::create(path)?;
-            let outcome = replay_csv(&args.source.csv, &config, &mut frames, show)?;
+            let mut frames = FrameWriter::create(path, engine.schema().names())?;
+            let outcome = replay_csv(&args.source.csv, &config, engine, &mut frames, show)?;
             let rows = frames.finish()?;
             eprintln!("wrote {rows} feature frames to {}", path.display());
             outcome
         }
-        None => replay_csv(&args.source.csv, &config, &mut NoObserver, show)?,
+        None => replay_csv(&args.source.csv, &config, engine, &mut NoObserver, show)?,
     };
     print_source_summary(&outcome, &args.source.csv);
     let i = &outcome.report.ingest;
@@ -113,7 +119,7 @@ pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
 
 pub fn backtest(args: BacktestArgs, mut config: Config) -> Result<()> {
     args.source.apply(&mut config);
-    let outcome = replay_csv(&args.source.csv, &config, &mut NoObserver, !args.source.quiet)?;
+    let outcome = replay_csv(&args.source.csv, &config, build_engine(&config)?, &mut NoObserver, !args.source.quiet)?;
     print_source_summary(&outcome, &args.source.csv);
     let report = &outcome.report;
     let offset = config.engine.utc_offset_minutes;

@@ -68,13 +68,15 @@ fn trend_strategy_acts_only_when_every_gate_passes() {
         ("v3_momentum_pct_20", 0.004),
         ("v3_volume_imbalance_ma_5", 0.2),
     ]);
-    let sig = s.on_candle(&StrategyInput { candle: &c, features: &strong, regime: reading(Regime::TrendUp, 0.7, 40.0) });
+    let sig =
+        s.on_candle(&StrategyInput { candle: &c, features: &strong, regime: reading(Regime::TrendUp, 0.7, 40.0) });
     assert_eq!(sig.action, Action::Buy);
     assert_eq!((sig.stop_points, sig.target_points), (5.0, 10.0));
     assert_eq!(sig.direction, 1.0);
 
     // The same evidence in a down trend disagrees with the side: direction fails.
-    let sig = s.on_candle(&StrategyInput { candle: &c, features: &strong, regime: reading(Regime::TrendDown, 0.7, 40.0) });
+    let sig =
+        s.on_candle(&StrategyInput { candle: &c, features: &strong, regime: reading(Regime::TrendDown, 0.7, 40.0) });
     assert_eq!((sig.action, sig.reason), (Action::Hold, "direction below threshold"));
 
     // Too small a move.
@@ -84,7 +86,8 @@ fn trend_strategy_acts_only_when_every_gate_passes() {
     assert_eq!((sig.action, sig.reason), (Action::Hold, "expected move below threshold"));
 
     // Low regime confidence.
-    let sig = s.on_candle(&StrategyInput { candle: &c, features: &strong, regime: reading(Regime::TrendUp, 0.55, 26.0) });
+    let sig =
+        s.on_candle(&StrategyInput { candle: &c, features: &strong, regime: reading(Regime::TrendUp, 0.55, 26.0) });
     assert_eq!((sig.action, sig.reason), (Action::Hold, "confidence below threshold"));
 }
 

@@ -13,4 +13,28 @@ if command -v rustup >/dev/null; then
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
+
+# Guest toolchains for the example plugins (scripts/build_plugins.py builds
+# them into target/plugins/). Versions are pinned; each step is skipped when
+# the pinned version is already there.
+COMPONENTIZE_PY_VERSION=0.25.1
+COMPONENTIZE_JS_VERSION=0.23.0
+if command -v rustup >/dev/null; then
+  rustup target list --installed 2>/dev/null | grep -qx 'wasm32-wasip2' || rustup target add wasm32-wasip2
+fi
+# componentize-py: a self-contained wheel (Python + the build tool, ~17 MB).
+# Installed into the running python3's site-packages (works as root, no venv).
+if ! python3 -m pip show componentize-py 2>/dev/null | grep -qx "Version: $COMPONENTIZE_PY_VERSION"; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    "componentize-py==$COMPONENTIZE_PY_VERSION"
+fi
+# componentize-js (+ its SpiderMonkey engine, ~385 MB) into the repo-local,
+# git-ignored .cache/npm.
+if ! grep -qs "\"version\": \"$COMPONENTIZE_JS_VERSION\"" \
+  .cache/npm/node_modules/@bytecodealliance/componentize-js/package.json; then
+  command -v npm >/dev/null || { echo "setup: npm not found (Node.js 20+ is needed for the JS plugins)" >&2; exit 1; }
+  mkdir -p .cache/npm
+  npm install --prefix .cache/npm --no-audit --no-fund --save-exact --loglevel=error \
+    "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION"
+fi
 echo "setup: ok"

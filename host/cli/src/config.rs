@@ -1,12 +1,13 @@
 //! Configuration: the embedded `config/default.toml`, an optional user file
 //! merged over it, then environment overrides.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use tickhost_core::engine::EngineConfig;
 use tickhost_feed::profit_csv::BadRowPolicy;
+use tickhost_plugin::BreakerConfig;
 
 /// The defaults, compiled in so the binary runs with no file at hand.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
@@ -15,12 +16,17 @@ pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 const ENV_PREFIX: &str = "TICKHOST__";
 
 /// The seed system's switches, kept with their meaning, mapped to config paths.
-const SEED_SWITCHES: &[(&str, &[&str])] = &[("LOG_LEVEL", &["log", "level"])];
+const SEED_SWITCHES: &[(&str, &[&str])] = &[
+    ("LOG_LEVEL", &["log", "level"]),
+    ("FALLBACK_ON_ERROR", &["plugins", "fallback_on_error"]),
+    ("FORCE_FAST_MODE", &["plugins", "force_fast_mode"]),
+];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub engine: EngineConfig,
+    pub plugins: PluginsConfig,
     pub source: SourceConfig,
     pub log: LogConfig,
 }
@@ -39,6 +45,36 @@ impl From<OnBadRow> for BadRowPolicy {
             OnBadRow::Skip => BadRowPolicy::Skip,
         }
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    pub fallback_on_error: bool,
+    pub force_fast_mode: bool,
+    pub replay_deadline_factor: f64,
+    pub features: Vec<PathBuf>,
+    pub agents: Vec<AgentPlugin>,
+    pub strategy: StrategyPlugins,
+    pub breaker: BreakerConfig,
+}
+
+/// An agent plugin and its weight in the coordinator's vote.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentPlugin {
+    pub manifest: PathBuf,
+    pub weight: f64,
+}
+
+/// A regime-strategy manifest per regime; empty = the native strategy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyPlugins {
+    pub trend_up: PathBuf,
+    pub trend_down: PathBuf,
+    pub range: PathBuf,
+    pub undefined: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -145,6 +181,7 @@ mod tests {
                 ("TICKHOST__SOURCE__ON_BAD_ROW", "skip"),
                 ("TICKHOST__ENGINE__STRATEGY__TREND__THRESHOLDS__DIRECTION", "0.9"),
                 ("LOG_LEVEL", "debug"),
+                ("FORCE_FAST_MODE", "true"),
                 ("UNRELATED", "x"),
             ]),
         )
@@ -153,6 +190,7 @@ mod tests {
         assert_eq!(c.source.on_bad_row, OnBadRow::Skip);
         assert_eq!(c.engine.strategy.trend.thresholds.direction, 0.9);
         assert_eq!(c.log.level, "debug");
+        assert!(c.plugins.force_fast_mode);
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod config;
 mod frames;
 mod pipeline;
 mod render;
+mod slots;
 
 use std::path::PathBuf;
 

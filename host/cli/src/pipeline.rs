@@ -36,7 +36,7 @@ impl ReplayOutcome {
 pub fn replay_csv(
     path: &Path,
     config: &Config,
-    mut engine: Engine,
+    engine: &mut Engine,
     observer: &mut impl EngineObserver,
     show_progress: bool,
 ) -> Result<ReplayOutcome> {

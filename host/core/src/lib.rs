@@ -8,6 +8,7 @@ pub mod agents;
 pub mod broker;
 pub mod candles;
 pub mod engine;
+pub mod extensions;
 pub mod features;
 pub mod hooks;
 pub mod ingest;

@@ -4,6 +4,7 @@
 
 use std::hint::black_box;
 use std::io::{BufWriter, Cursor};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -29,6 +30,10 @@ pub struct BenchArgs {
     pub trades_per_day: u32,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Where `scripts/build_plugins.py` put the plugins (its index.txt); the
+    /// plugin benches are skipped when it is not there.
+    #[arg(long, default_value = "target/plugins")]
+    pub plugins: PathBuf,
 }
 
 fn rate(n: u64, d: Duration) -> f64 {
@@ -136,7 +141,7 @@ pub fn run(args: BenchArgs, config: Config) -> Result<()> {
     let dir = tempfile::tempdir().context("cannot create a temp dir")?;
     let path = dir.path().join("bench.csv");
     std::fs::write(&path, &csv).with_context(|| format!("cannot write {}", path.display()))?;
-    let pipeline = replay_csv(&path, &config, Engine::new(&config.engine)?, &mut NoObserver, false)?;
+    let pipeline = replay_csv(&path, &config, &mut Engine::new(&config.engine)?, &mut NoObserver, false)?;
 
     let engine_rate = rate(n, engine_time);
     let naive_rate = rate(naive_input.len() as u64, naive_trade_time);
@@ -166,5 +171,5 @@ pub fn run(args: BenchArgs, config: Config) -> Result<()> {
         "  the run: {} round trips, {} candles, PnL {:.2} BRL (the engine did real work)",
         report.totals.trades, report.decisions.candles, report.totals.pnl_brl
     );
-    Ok(())
+    super::bench_plugins::run(&args.plugins, &config, &trades, &candles)
 }

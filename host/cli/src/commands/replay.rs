@@ -2,13 +2,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tickhost_core::engine::{Engine, NoObserver};
+use tickhost_core::engine::NoObserver;
 
 use crate::OnBadRowArg;
 use crate::config::{Config, OnBadRow};
 use crate::frames::FrameWriter;
 use crate::pipeline::{ReplayOutcome, replay_csv};
 use crate::render;
+use crate::slots::build_engine;
+use tickhost_plugin::SlotStats;
 
 #[derive(Args, Debug)]
 pub struct SourceArgs {
@@ -84,24 +86,55 @@ fn print_source_summary(outcome: &ReplayOutcome, path: &Path) {
     }
 }
 
-/// The engine for a run, with whatever the configuration puts in its slots.
-fn build_engine(config: &Config) -> Result<Engine> {
-    Engine::new(&config.engine).context("invalid engine configuration")
+fn print_plugin_stats(stats: &[SlotStats]) {
+    if stats.is_empty() {
+        return;
+    }
+    println!(
+        "\n  {:<22} {:<16} {:>9} {:>9} {:>9} {:>9} {:>9}  fallback reasons",
+        "plugin slot", "plugin", "calls", "plugin ok", "fallbacks", "p50 ns", "p99 ns"
+    );
+    for s in stats {
+        let f = &s.fallbacks;
+        let reasons: Vec<String> = [
+            ("trap", f.trap),
+            ("timeout", f.timeout),
+            ("invalid", f.invalid_output),
+            ("missing", f.missing),
+            ("circuit_open", f.circuit_open),
+            ("forced_native", f.forced_native),
+        ]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+        println!(
+            "  {:<22} {:<16} {:>9} {:>9} {:>9} {:>9} {:>9}  {}",
+            s.slot,
+            s.plugin,
+            s.calls,
+            s.plugin_ok,
+            s.fallbacks_total,
+            s.latency.p50_ns,
+            s.latency.p99_ns,
+            if reasons.is_empty() { "-".to_string() } else { reasons.join(" ") }
+        );
+    }
 }
 
 pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
     args.source.apply(&mut config);
     let show = !args.source.quiet;
-    let engine = build_engine(&config)?;
+    let mut setup = build_engine(&config)?;
     let outcome = match &args.features_out {
         Some(path) => {
-            let mut frames = FrameWriter::create(path, engine.schema().names())?;
-            let outcome = replay_csv(&args.source.csv, &config, engine, &mut frames, show)?;
+            let mut frames = FrameWriter::create(path, setup.engine.schema().names())?;
+            let outcome = replay_csv(&args.source.csv, &config, &mut setup.engine, &mut frames, show)?;
             let rows = frames.finish()?;
             eprintln!("wrote {rows} feature frames to {}", path.display());
             outcome
         }
-        None => replay_csv(&args.source.csv, &config, engine, &mut NoObserver, show)?,
+        None => replay_csv(&args.source.csv, &config, &mut setup.engine, &mut NoObserver, show)?,
     };
     print_source_summary(&outcome, &args.source.csv);
     let i = &outcome.report.ingest;
@@ -114,21 +147,26 @@ pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
         i.out_of_order_clamped,
         i.out_of_order_dropped
     );
+    print_plugin_stats(&setup.plugin_stats());
     Ok(())
 }
 
 pub fn backtest(args: BacktestArgs, mut config: Config) -> Result<()> {
     args.source.apply(&mut config);
-    let outcome = replay_csv(&args.source.csv, &config, build_engine(&config)?, &mut NoObserver, !args.source.quiet)?;
+    let mut setup = build_engine(&config)?;
+    let outcome = replay_csv(&args.source.csv, &config, &mut setup.engine, &mut NoObserver, !args.source.quiet)?;
     print_source_summary(&outcome, &args.source.csv);
     let report = &outcome.report;
+    let plugin_stats = setup.plugin_stats();
     let offset = config.engine.utc_offset_minutes;
     let out_dir = args.out.unwrap_or_else(|| {
         let stem = args.source.csv.file_stem().map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
         PathBuf::from("out").join(format!("backtest-{stem}"))
     });
     std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let json = serde_json::to_string_pretty(report).context("report does not serialise")?;
+    let mut json = serde_json::to_value(report).context("report does not serialise")?;
+    json["plugin_slots"] = serde_json::to_value(&plugin_stats).context("plugin stats do not serialise")?;
+    let json = serde_json::to_string_pretty(&json).context("report does not serialise")?;
     let json_path = out_dir.join("report.json");
     std::fs::write(&json_path, &json).with_context(|| format!("cannot write {}", json_path.display()))?;
     let svg_path = out_dir.join("equity.svg");
@@ -138,6 +176,7 @@ pub fn backtest(args: BacktestArgs, mut config: Config) -> Result<()> {
         println!("{json}");
     } else {
         print!("{}", render::table(report, offset));
+        print_plugin_stats(&plugin_stats);
         println!("\n  report: {}\n  plot:   {}", json_path.display(), svg_path.display());
     }
     Ok(())

@@ -1,0 +1,146 @@
+//! Fills the engine's extension points from the `[plugins]` config: each
+//! configured plugin sits in front of its native implementation, which
+//! answers on the same event whenever the plugin cannot.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tickhost_core::agents::{NativeAgents, OrderFlowAgent};
+use tickhost_core::engine::{Engine, Hooks};
+use tickhost_core::extensions::Microstructure;
+use tickhost_core::hooks::{FeatureExtensions, FeatureSchema, NoExtensions};
+use tickhost_core::strategy::RegimeStrategies;
+use tickhost_plugin::{
+    AgentSlot, AgentSlots, FeatureSlot, FeatureSlots, LoadedPlugin, NativeAgent, PluginRuntime, RegimePlugins,
+    SlotMetrics, SlotPolicy, SlotStats, StrategySlots,
+};
+
+use crate::config::Config;
+
+/// An engine and what must outlive it: the plugin runtime (its epoch thread
+/// enforces deadlines) and the slots' metrics.
+#[derive(Debug)]
+pub struct EngineSetup {
+    pub engine: Engine,
+    _runtime: Option<PluginRuntime>,
+    metrics: Vec<Arc<SlotMetrics>>,
+}
+
+impl EngineSetup {
+    /// Stats of the slots that hold a plugin.
+    pub fn plugin_stats(&self) -> Vec<SlotStats> {
+        self.metrics.iter().map(|m| m.snapshot()).filter(|s| s.plugin != "native").collect()
+    }
+}
+
+/// A plugin whose name matches a native implementation gets that
+/// implementation as its same-event fallback (and replaces it).
+fn native_feature_twin(name: &str) -> Option<Box<dyn FeatureExtensions + Send>> {
+    match name {
+        "microstructure" => Some(Box::new(Microstructure::default())),
+        _ => None,
+    }
+}
+
+fn uses_plugins(config: &Config) -> bool {
+    let p = &config.plugins;
+    let s = &p.strategy;
+    !(p.features.is_empty() && p.agents.is_empty())
+        || [&s.trend_up, &s.trend_down, &s.range, &s.undefined].iter().any(|m| !m.as_os_str().is_empty())
+}
+
+pub fn build_engine(config: &Config) -> Result<EngineSetup> {
+    if !uses_plugins(config) {
+        let engine = Engine::new(&config.engine).context("invalid engine configuration")?;
+        return Ok(EngineSetup { engine, _runtime: None, metrics: Vec::new() });
+    }
+    let runtime = PluginRuntime::new().context("cannot start the plugin runtime")?;
+    let load = |manifest: &Path| -> Result<LoadedPlugin> {
+        runtime.load(manifest).with_context(|| format!("cannot load plugin {}", manifest.display()))
+    };
+    let optional = |manifest: &Path| -> Result<Option<LoadedPlugin>> {
+        if manifest.as_os_str().is_empty() { Ok(None) } else { load(manifest).map(Some) }
+    };
+    let p = &config.plugins;
+    let policy = SlotPolicy {
+        fallback_on_error: p.fallback_on_error,
+        force_fast_mode: p.force_fast_mode,
+        breaker: p.breaker,
+        // Every command that builds an engine today replays a file.
+        deadline_factor: p.replay_deadline_factor,
+        ..SlotPolicy::default()
+    };
+
+    let mut feature_slots = Vec::with_capacity(p.features.len());
+    for manifest in &p.features {
+        let plugin = load(manifest)?;
+        let twin = native_feature_twin(plugin.name());
+        let slot = FeatureSlot::plugin(plugin);
+        feature_slots.push(match twin {
+            Some(native) => slot.with_native(native),
+            None => slot,
+        });
+    }
+    let mut metrics = Vec::new();
+    let extensions: Box<dyn FeatureExtensions> = if feature_slots.is_empty() {
+        Box::new(NoExtensions)
+    } else {
+        let slots = FeatureSlots::new(feature_slots, policy.clone()).context("cannot set up the feature slots")?;
+        metrics.extend(slots.metrics());
+        Box::new(slots)
+    };
+    let mut schema = FeatureSchema::v3();
+    schema.extend(&extensions.output_names()).context("feature extensions disagree on output names")?;
+
+    let s = &p.strategy;
+    let regime_plugins = RegimePlugins {
+        trend_up: optional(&s.trend_up)?,
+        trend_down: optional(&s.trend_down)?,
+        range: optional(&s.range)?,
+        undefined: optional(&s.undefined)?,
+    };
+    let strategies =
+        if [&regime_plugins.trend_up, &regime_plugins.trend_down, &regime_plugins.range, &regime_plugins.undefined]
+            .iter()
+            .all(|p| p.is_none())
+        {
+            Box::new(RegimeStrategies::new(&config.engine.strategy)) as Box<dyn tickhost_core::hooks::Strategies>
+        } else {
+            let slots = StrategySlots::new(&config.engine.strategy, &schema, regime_plugins, policy.clone())
+                .context("cannot set up the strategy slots")?;
+            metrics.extend(slots.metrics());
+            Box::new(slots)
+        };
+
+    let agents_config = &config.engine.agents;
+    let agents: Box<dyn tickhost_core::hooks::Agents> = if p.agents.is_empty() {
+        Box::new(NativeAgents::new(agents_config))
+    } else {
+        let native_order_flow =
+            || Box::new(OrderFlowAgent::new(agents_config.order_flow.clone())) as Box<dyn NativeAgent + Send>;
+        let mut slots = Vec::with_capacity(p.agents.len() + 1);
+        let mut order_flow_replaced = false;
+        for agent in &p.agents {
+            let plugin = load(&agent.manifest)?;
+            let native = (plugin.name() == "orderflow").then(native_order_flow);
+            order_flow_replaced |= native.is_some();
+            slots.push(AgentSlot { plugin: Some(plugin), native, weight: agent.weight });
+        }
+        if !order_flow_replaced {
+            slots.push(AgentSlot {
+                plugin: None,
+                native: Some(native_order_flow()),
+                weight: agents_config.order_flow.weight,
+            });
+        }
+        let slots = AgentSlots::new(slots, agents_config.min_confidence, &schema, policy)
+            .context("cannot set up the agent slots")?;
+        metrics.extend(slots.metrics());
+        Box::new(slots)
+    };
+
+    let engine = Engine::with_hooks(&config.engine, Hooks { extensions, strategies, agents })
+        .context("invalid engine configuration")?;
+    Ok(EngineSetup { engine, _runtime: Some(runtime), metrics })
+}

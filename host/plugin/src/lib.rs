@@ -1,0 +1,32 @@
+//! tickhost-plugin: the WebAssembly component host.
+//!
+//! [`PluginRuntime`] loads a plugin (manifest + component), checks its WIT
+//! version and exports, links only the capabilities it was granted and WASI
+//! deny-by-default. The slots ([`StrategySlots`], [`FeatureSlots`],
+//! [`AgentSlots`]) implement the engine's extension points in
+//! `tickhost_core::hooks` with a plugin in front of a native implementation:
+//! a trap, a deadline miss, an invalid output or a missing plugin makes the
+//! native implementation answer for that very event, counted by reason.
+
+pub mod abi;
+pub mod breaker;
+pub mod error;
+pub mod index;
+pub mod instance;
+pub mod log;
+pub mod manifest;
+pub mod metrics;
+pub mod runtime;
+pub mod slots;
+
+pub use breaker::{Breaker, BreakerConfig};
+pub use error::PluginError;
+pub use index::PluginIndex;
+pub use instance::PluginInstance;
+pub use manifest::{Capabilities, Limits, Manifest, World};
+pub use metrics::{FallbackReason, SlotMetrics, SlotStats};
+pub use runtime::{Cadence, Description, HOST_WIT_VERSION, LoadedPlugin, PluginRuntime, RuntimeOptions, WitVersion};
+pub use slots::SlotPolicy;
+pub use slots::agents::{AgentSlot, AgentSlots, AgentVote, NativeAgent};
+pub use slots::features::{FeatureSlot, FeatureSlots};
+pub use slots::strategy::{RegimePlugins, StrategySlots};

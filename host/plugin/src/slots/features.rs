@@ -1,0 +1,216 @@
+//! Feature extensions: each a plugin (optional) with a native twin (optional;
+//! zeros when absent). Their outputs join the frame after the v3 features.
+
+use std::sync::Arc;
+
+use tickhost_core::hooks::{FeatureExtensions, FeatureSchema};
+use tickhost_core::market::{Candle, Trade};
+
+use super::{Answer, PluginSlot, SlotPolicy};
+use crate::abi::{WCandle, WTrade};
+use crate::error::PluginError;
+use crate::instance::{PluginInstance, WorldFuncs};
+use crate::manifest::World;
+use crate::metrics::{FallbackReason, SlotMetrics};
+use crate::runtime::{Cadence, LoadedPlugin};
+
+/// What goes in one feature-extension slot.
+#[derive(Debug, Default)]
+pub struct FeatureSlot {
+    pub plugin: Option<LoadedPlugin>,
+    /// Answers when the plugin cannot (and always runs, to keep its state).
+    /// `None`: zeros.
+    pub native: Option<Box<dyn FeatureExtensions + Send>>,
+}
+
+impl FeatureSlot {
+    pub fn plugin(plugin: LoadedPlugin) -> Self {
+        Self { plugin: Some(plugin), native: None }
+    }
+
+    pub fn native(native: Box<dyn FeatureExtensions + Send>) -> Self {
+        Self { plugin: None, native: Some(native) }
+    }
+
+    pub fn with_native(mut self, native: Box<dyn FeatureExtensions + Send>) -> Self {
+        self.native = Some(native);
+        self
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    slot: PluginSlot,
+    native: Option<Box<dyn FeatureExtensions + Send>>,
+    cadence: Cadence,
+    /// Range of this slot's outputs within the extension outputs.
+    offset: usize,
+    len: usize,
+    native_out: Vec<f64>,
+    /// Per-trade plugins: the outputs of the last trade, and who answers
+    /// with them at the close.
+    latest: Vec<f64>,
+    latest_answer: Answer,
+}
+
+/// All feature-extension slots, in frame order.
+#[derive(Debug)]
+pub struct FeatureSlots {
+    slots: Vec<State>,
+    names: Vec<String>,
+    v3_len: usize,
+    policy: SlotPolicy,
+}
+
+fn copy_valid(dst: &mut [f64], src: &[f64]) -> Result<(), FallbackReason> {
+    if src.len() != dst.len() || !src.iter().all(|v| v.is_finite()) {
+        return Err(FallbackReason::InvalidOutput);
+    }
+    dst.copy_from_slice(src);
+    Ok(())
+}
+
+impl FeatureSlots {
+    /// Resolves each plugin's inputs against the v3 features and the
+    /// outputs of the slots before it, once.
+    pub fn new(slots: Vec<FeatureSlot>, policy: SlotPolicy) -> Result<FeatureSlots, PluginError> {
+        let mut schema = FeatureSchema::v3();
+        let v3_len = schema.len();
+        let mut states = Vec::with_capacity(slots.len());
+        let mut names = Vec::new();
+        for (k, spec) in slots.into_iter().enumerate() {
+            let label = spec.plugin.as_ref().map_or_else(|| format!("native{k}"), |p| p.name().to_string());
+            let slot_name = format!("feature.{label}");
+            let outputs = match (&spec.plugin, &spec.native) {
+                (Some(p), native) => {
+                    let outs = p.description().outputs.clone();
+                    if let Some(n) = native {
+                        let theirs = n.output_names();
+                        if theirs != outs {
+                            return Err(PluginError::Slot {
+                                plugin: p.name().to_string(),
+                                slot: slot_name,
+                                message: format!(
+                                    "the plugin's outputs {outs:?} differ from its native twin's {theirs:?}; they must agree to answer for each other"
+                                ),
+                            });
+                        }
+                    }
+                    outs
+                }
+                (None, Some(n)) => n.output_names(),
+                (None, None) => Vec::new(),
+            };
+            let cadence = spec.plugin.as_ref().map_or(Cadence::PerCandle, |p| p.description().cadence);
+            let slot = PluginSlot::new(&slot_name, spec.plugin, World::FeatureExtension, &schema, &policy)?;
+            schema.extend(&outputs).map_err(|e| PluginError::Slot {
+                plugin: label.clone(),
+                slot: slot_name.clone(),
+                message: e.to_string(),
+            })?;
+            let len = outputs.len();
+            states.push(State {
+                slot,
+                native: spec.native,
+                cadence,
+                offset: names.len(),
+                len,
+                native_out: vec![0.0; len],
+                latest: vec![0.0; len],
+                latest_answer: Answer::Native,
+            });
+            names.extend(outputs);
+        }
+        Ok(FeatureSlots { slots: states, names, v3_len, policy })
+    }
+
+    pub fn metrics(&self) -> Vec<Arc<SlotMetrics>> {
+        self.slots.iter().map(|s| s.slot.metrics.clone()).collect()
+    }
+
+    /// The plugin instance of slot `i` (snapshot/restore for swaps).
+    pub fn instance_mut(&mut self, i: usize) -> Option<&mut PluginInstance> {
+        self.slots.get_mut(i).and_then(|s| s.slot.instance.as_mut())
+    }
+}
+
+impl FeatureExtensions for FeatureSlots {
+    fn output_names(&self) -> Vec<String> {
+        self.names.clone()
+    }
+
+    fn on_trade(&mut self, trade: &Trade, frame: &[f64]) {
+        let policy = &self.policy;
+        for s in &mut self.slots {
+            if let Some(n) = s.native.as_mut() {
+                n.on_trade(trade, frame);
+            }
+            if s.cadence != Cadence::PerTrade || !s.slot.has_plugin() {
+                continue;
+            }
+            let now = trade.ts_ms;
+            let outcome = match s.slot.gate(policy, now) {
+                Err(r) => Err(r),
+                Ok(()) => {
+                    s.slot.gather(|j| frame.get(j).copied().unwrap_or(0.0));
+                    let wt = WTrade::from(trade);
+                    match s.slot.instance.as_mut() {
+                        None => Err(FallbackReason::Missing),
+                        Some(inst) => inst
+                            .call(|store, funcs, inputs| match funcs {
+                                WorldFuncs::Features { on_trade, .. } => on_trade.call(store, (wt, inputs)),
+                                _ => Err(wasmtime::Error::msg("not a feature extension")),
+                            })
+                            .and_then(|(out,)| copy_valid(&mut s.latest, &out)),
+                    }
+                }
+            };
+            s.latest_answer = s.slot.record(policy, now, outcome);
+        }
+    }
+
+    fn on_candle(&mut self, candle: &Candle, v3: &[f64], out: &mut [f64]) {
+        let policy = &self.policy;
+        let v3_len = self.v3_len;
+        for s in &mut self.slots {
+            if let Some(n) = s.native.as_mut() {
+                n.on_candle(candle, v3, &mut s.native_out);
+            }
+            let answer = if s.cadence == Cadence::PerTrade && s.slot.has_plugin() {
+                s.latest_answer
+            } else if !s.slot.has_plugin() {
+                Answer::Native
+            } else {
+                let now = candle.close_ms;
+                let outcome = match s.slot.gate(policy, now) {
+                    Err(r) => Err(r),
+                    Ok(()) => {
+                        let done: &[f64] = out;
+                        s.slot.gather(|j| {
+                            if j < v3_len { v3.get(j).copied() } else { done.get(j - v3_len).copied() }.unwrap_or(0.0)
+                        });
+                        let wc = WCandle::from(candle);
+                        match s.slot.instance.as_mut() {
+                            None => Err(FallbackReason::Missing),
+                            Some(inst) => inst
+                                .call(|store, funcs, inputs| match funcs {
+                                    WorldFuncs::Features { on_candle, .. } => on_candle.call(store, (wc, inputs)),
+                                    _ => Err(wasmtime::Error::msg("not a feature extension")),
+                                })
+                                .and_then(|(o,)| copy_valid(&mut s.latest, &o)),
+                        }
+                    }
+                };
+                s.slot.record(policy, now, outcome)
+            };
+            let end = (s.offset + s.len).min(out.len());
+            let Some(region) = out.get_mut(s.offset..end) else { continue };
+            let k = region.len();
+            match answer {
+                Answer::Plugin => region.copy_from_slice(&s.latest[..k]),
+                Answer::Native if s.native.is_some() => region.copy_from_slice(&s.native_out[..k]),
+                Answer::Native | Answer::Neutral => region.fill(0.0),
+            }
+        }
+    }
+}

@@ -14,7 +14,7 @@ use crate::log::{LogPipe, LogSink};
 use crate::metrics::{FallbackReason, SlotMetrics};
 use crate::runtime::{HostState, LoadedInner, LoadedPlugin};
 
-type Floats = Arc<[f64]>;
+pub(crate) type Floats = Arc<[f64]>;
 type RestoreFunc = TypedFunc<(Arc<[u8]>,), (Result<(), String>,)>;
 
 /// Plugins see no clock: time is the event's, passed in the calls.

@@ -129,36 +129,28 @@ impl Agents for AgentSlots {
                 continue;
             }
             let now = trade.ts_ms;
-            let outcome = match s.slot.gate(policy, now) {
-                Err(r) => Err(r),
-                Ok(()) => {
-                    s.slot.gather(|j| frame.get(j).copied().unwrap_or(0.0));
-                    let wt = WTrade::from(trade);
-                    match s.slot.instance.as_mut() {
-                        None => Err(FallbackReason::Missing),
-                        Some(inst) => inst
-                            .call(|store, funcs, inputs| match funcs {
-                                WorldFuncs::Agent { on_trade, .. } => on_trade.call(store, (wt, inputs)),
-                                _ => Err(wasmtime::Error::msg("not an agent")),
-                            })
-                            .and_then(|(v,)| match v {
-                                None => Ok(None),
-                                Some(v) if valid(&v) => Ok(Some(v)),
-                                Some(_) => Err(FallbackReason::InvalidOutput),
-                            }),
-                    }
+            let wt = WTrade::from(trade);
+            let outcome = s
+                .slot
+                .invoke(
+                    policy,
+                    now,
+                    |j| frame.get(j).copied().unwrap_or(0.0),
+                    |store, funcs, inputs| match funcs {
+                        WorldFuncs::Agent { on_trade, .. } => on_trade.call(store, (wt, inputs)),
+                        _ => Err(wasmtime::Error::msg("not an agent")),
+                    },
+                )
+                .and_then(|(v,)| match v {
+                    Some(v) if !valid(&v) => Err(FallbackReason::InvalidOutput),
+                    v => Ok(v),
+                });
+            s.last_trade_vote = match s.slot.settle(policy, now, outcome) {
+                (Answer::Plugin, Some(Some(v))) => {
+                    Some(AgentVote { action: v.action.into(), confidence: v.confidence, weight: s.weight })
                 }
+                _ => None,
             };
-            let (vote, outcome) = match outcome {
-                Ok(v) => (v, Ok(())),
-                Err(r) => (None, Err(r)),
-            };
-            if s.slot.record(policy, now, outcome) == Answer::Plugin {
-                s.last_trade_vote =
-                    vote.map(|v| AgentVote { action: v.action.into(), confidence: v.confidence, weight: s.weight });
-            } else {
-                s.last_trade_vote = None;
-            }
         }
     }
 
@@ -168,27 +160,20 @@ impl Agents for AgentSlots {
         for s in &mut self.slots {
             let native = s.native.as_mut().map(|n| AgentVote { weight: s.weight, ..n.vote(candle, frame) });
             let now = candle.close_ms;
-            let outcome = match s.slot.gate(policy, now) {
-                Err(r) => Err(r),
-                Ok(()) => {
-                    s.slot.gather(|j| frame.get(j).copied().unwrap_or(0.0));
-                    let wc = WCandle::from(candle);
-                    match s.slot.instance.as_mut() {
-                        None => Err(FallbackReason::Missing),
-                        Some(inst) => inst
-                            .call(|store, funcs, inputs| match funcs {
-                                WorldFuncs::Agent { on_candle, .. } => on_candle.call(store, (wc, inputs)),
-                                _ => Err(wasmtime::Error::msg("not an agent")),
-                            })
-                            .and_then(|(v,)| if valid(&v) { Ok(v) } else { Err(FallbackReason::InvalidOutput) }),
-                    }
-                }
-            };
-            let (plugin, outcome) = match outcome {
-                Ok(v) => (Some(v), Ok(())),
-                Err(r) => (None, Err(r)),
-            };
-            let vote = match (s.slot.record(policy, now, outcome), plugin) {
+            let wc = WCandle::from(candle);
+            let outcome = s
+                .slot
+                .invoke(
+                    policy,
+                    now,
+                    |j| frame.get(j).copied().unwrap_or(0.0),
+                    |store, funcs, inputs| match funcs {
+                        WorldFuncs::Agent { on_candle, .. } => on_candle.call(store, (wc, inputs)),
+                        _ => Err(wasmtime::Error::msg("not an agent")),
+                    },
+                )
+                .and_then(|(v,)| if valid(&v) { Ok(v) } else { Err(FallbackReason::InvalidOutput) });
+            let vote = match s.slot.settle(policy, now, outcome) {
                 (Answer::Plugin, Some(v)) => {
                     Some(AgentVote { action: v.action.into(), confidence: v.confidence, weight: s.weight })
                 }

@@ -149,22 +149,19 @@ impl FeatureExtensions for FeatureSlots {
                 continue;
             }
             let now = trade.ts_ms;
-            let outcome = match s.slot.gate(policy, now) {
-                Err(r) => Err(r),
-                Ok(()) => {
-                    s.slot.gather(|j| frame.get(j).copied().unwrap_or(0.0));
-                    let wt = WTrade::from(trade);
-                    match s.slot.instance.as_mut() {
-                        None => Err(FallbackReason::Missing),
-                        Some(inst) => inst
-                            .call(|store, funcs, inputs| match funcs {
-                                WorldFuncs::Features { on_trade, .. } => on_trade.call(store, (wt, inputs)),
-                                _ => Err(wasmtime::Error::msg("not a feature extension")),
-                            })
-                            .and_then(|(out,)| copy_valid(&mut s.latest, &out)),
-                    }
-                }
-            };
+            let wt = WTrade::from(trade);
+            let outcome = s
+                .slot
+                .invoke(
+                    policy,
+                    now,
+                    |j| frame.get(j).copied().unwrap_or(0.0),
+                    |store, funcs, inputs| match funcs {
+                        WorldFuncs::Features { on_trade, .. } => on_trade.call(store, (wt, inputs)),
+                        _ => Err(wasmtime::Error::msg("not a feature extension")),
+                    },
+                )
+                .and_then(|(out,)| copy_valid(&mut s.latest, &out));
             s.latest_answer = s.slot.record(policy, now, outcome);
         }
     }
@@ -182,25 +179,17 @@ impl FeatureExtensions for FeatureSlots {
                 Answer::Native
             } else {
                 let now = candle.close_ms;
-                let outcome = match s.slot.gate(policy, now) {
-                    Err(r) => Err(r),
-                    Ok(()) => {
-                        let done: &[f64] = out;
-                        s.slot.gather(|j| {
-                            if j < v3_len { v3.get(j).copied() } else { done.get(j - v3_len).copied() }.unwrap_or(0.0)
-                        });
-                        let wc = WCandle::from(candle);
-                        match s.slot.instance.as_mut() {
-                            None => Err(FallbackReason::Missing),
-                            Some(inst) => inst
-                                .call(|store, funcs, inputs| match funcs {
-                                    WorldFuncs::Features { on_candle, .. } => on_candle.call(store, (wc, inputs)),
-                                    _ => Err(wasmtime::Error::msg("not a feature extension")),
-                                })
-                                .and_then(|(o,)| copy_valid(&mut s.latest, &o)),
-                        }
-                    }
-                };
+                let done: &[f64] = out;
+                let input =
+                    |j: usize| if j < v3_len { v3.get(j) } else { done.get(j - v3_len) }.copied().unwrap_or(0.0);
+                let wc = WCandle::from(candle);
+                let outcome = s
+                    .slot
+                    .invoke(policy, now, input, |store, funcs, inputs| match funcs {
+                        WorldFuncs::Features { on_candle, .. } => on_candle.call(store, (wc, inputs)),
+                        _ => Err(wasmtime::Error::msg("not a feature extension")),
+                    })
+                    .and_then(|(o,)| copy_valid(&mut s.latest, &o));
                 s.slot.record(policy, now, outcome)
             };
             let end = (s.offset + s.len).min(out.len());

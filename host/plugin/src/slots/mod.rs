@@ -11,10 +11,12 @@ use tickhost_core::hooks::FeatureSchema;
 
 use crate::breaker::{Breaker, BreakerConfig, Permit};
 use crate::error::PluginError;
-use crate::instance::PluginInstance;
+use crate::instance::{Floats, PluginInstance, WorldFuncs};
 use crate::manifest::World;
 use crate::metrics::{FallbackReason, SlotMetrics};
+use crate::runtime::HostState;
 use crate::runtime::LoadedPlugin;
+use wasmtime::Store;
 
 /// How slots treat their plugins (engine config; seed switches
 /// `FALLBACK_ON_ERROR` and `FORCE_FAST_MODE`).
@@ -132,6 +134,34 @@ impl PluginSlot {
                 }
             }
             None => inst.inputs = self.input_idx.iter().map(|&i| get(i)).collect(),
+        }
+    }
+
+    /// Gate, gather the inputs, call: the plugin's answer for this event, or
+    /// why the native implementation answers instead. The call is counted.
+    pub(crate) fn invoke<R>(
+        &mut self,
+        policy: &SlotPolicy,
+        now_ms: i64,
+        input: impl Fn(usize) -> f64,
+        call: impl FnOnce(&mut Store<HostState>, &WorldFuncs, Floats) -> wasmtime::Result<R>,
+    ) -> Result<R, FallbackReason> {
+        self.gate(policy, now_ms)?;
+        self.gather(input);
+        self.instance.as_mut().ok_or(FallbackReason::Missing)?.call(call)
+    }
+
+    /// [`Self::record`] for an outcome that carries the plugin's answer: who
+    /// answers, and the plugin's answer when it does.
+    pub(crate) fn settle<R>(
+        &mut self,
+        policy: &SlotPolicy,
+        now_ms: i64,
+        outcome: Result<R, FallbackReason>,
+    ) -> (Answer, Option<R>) {
+        match outcome {
+            Ok(r) => (self.record(policy, now_ms, Ok(())), Some(r)),
+            Err(reason) => (self.record(policy, now_ms, Err(reason)), None),
         }
     }
 

@@ -96,13 +96,12 @@ impl StrategySlots {
     }
 
     fn call_plugin(&mut self, i: usize, input: &StrategyInput<'_>) -> Result<WSignal, FallbackReason> {
-        let slot = &mut self.slots[i];
         let features = input.features;
-        slot.gather(|j| features.get(j).copied().unwrap_or(0.0));
-        let Some(inst) = slot.instance.as_mut() else { return Err(FallbackReason::Missing) };
         let candle = WCandle::from(input.candle);
         let reading = WRegimeReading::from(&input.regime);
-        let (signal,) = inst.call(|store, funcs, inputs| match funcs {
+        let now = input.candle.close_ms;
+        let input = |j: usize| features.get(j).copied().unwrap_or(0.0);
+        let (signal,) = self.slots[i].invoke(&self.policy, now, input, |store, funcs, inputs| match funcs {
             WorldFuncs::Strategy { on_candle } => on_candle.call(store, (candle, reading, inputs)),
             _ => Err(wasmtime::Error::msg("not a strategy plugin")),
         })?;
@@ -125,17 +124,10 @@ impl Strategies for StrategySlots {
             if i != current && !self.slots[i].has_plugin() {
                 continue;
             }
-            let outcome = match self.slots[i].gate(&self.policy, now) {
-                Err(r) => Err(r),
-                Ok(()) => self.call_plugin(i, input),
-            };
-            let (plugin, outcome) = match outcome {
-                Ok(s) => (Some(s), Ok(())),
-                Err(r) => (None, Err(r)),
-            };
-            let answer = self.slots[i].record(&self.policy, now, outcome);
+            let outcome = self.call_plugin(i, input);
+            let settled = self.slots[i].settle(&self.policy, now, outcome);
             if i == current {
-                acted = (answer, plugin);
+                acted = settled;
             }
         }
         match acted {

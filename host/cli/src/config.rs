@@ -29,6 +29,7 @@ pub struct Config {
     pub plugins: PluginsConfig,
     pub source: SourceConfig,
     pub log: LogConfig,
+    pub admin: AdminConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -89,6 +90,26 @@ pub struct SourceConfig {
 pub struct LogConfig {
     pub level: String,
     pub format: String,
+}
+
+/// The admin HTTP API of `tickhost run` (live plugin rollout).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address to listen on. Loopback by default: the API can swap the
+    /// engine's strategies, so exposing it is a deliberate choice.
+    pub bind: String,
+    /// Bearer token; `TICKHOST_ADMIN_TOKEN` wins over it. Both empty: a
+    /// random one is made at start and printed once.
+    pub token: String,
+}
+
+/// By hand so that `?config` in the logs never shows the token.
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = if self.token.is_empty() { "" } else { "<redacted>" };
+        f.debug_struct("AdminConfig").field("bind", &self.bind).field("token", &token).finish()
+    }
 }
 
 impl Config {
@@ -170,6 +191,16 @@ mod tests {
         let c = Config::load_with_env(None, env(&[])).expect("defaults");
         assert_eq!(c.engine.risk.max_trades_per_day, 10);
         assert_eq!(c.source.on_bad_row, OnBadRow::Fail);
+        assert_eq!(c.admin.bind, "127.0.0.1:7070");
+        assert_eq!(c.admin.token, "");
+    }
+
+    #[test]
+    fn the_admin_token_never_shows_in_debug_output() {
+        let c = Config::load_with_env(None, env(&[("TICKHOST__ADMIN__TOKEN", "s3cr3t-t0ken")])).expect("token");
+        assert_eq!(c.admin.token, "s3cr3t-t0ken");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cr3t-t0ken") && shown.contains("<redacted>"), "{shown}");
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! `tickhost`: generate sample data, replay and backtest tick files, benchmark.
+//! `tickhost`: generate sample data, replay and backtest tick files, benchmark,
+//! run the engine with live plugin rollout and drive it.
 
+mod admin;
 mod commands;
 mod config;
 mod frames;
@@ -40,6 +42,10 @@ enum Command {
     Backtest(commands::replay::BacktestArgs),
     /// Measure throughput and print ratios (wasm vs native arrive with plugins).
     Bench(commands::bench::BenchArgs),
+    /// Run the engine on a CSV (optionally paced) with the admin API open for live plugin rollout.
+    Run(commands::run::RunArgs),
+    /// Talk to a running engine's admin API: list, status, deploy, shadow, canary, promote, rollback.
+    Plugins(commands::plugins::PluginsArgs),
 }
 
 fn main() -> Result<()> {
@@ -52,6 +58,8 @@ fn main() -> Result<()> {
         Command::Replay(args) => commands::replay::replay(args, config),
         Command::Backtest(args) => commands::replay::backtest(args, config),
         Command::Bench(args) => commands::bench::run(args, config),
+        Command::Run(args) => commands::run::run(args, config),
+        Command::Plugins(args) => commands::plugins::run(args),
     }
 }
 

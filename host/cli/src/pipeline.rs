@@ -24,6 +24,9 @@ pub struct ReplayOutcome {
     pub csv: CsvStats,
     pub elapsed: Duration,
     pub foreign_symbol_trades: u64,
+    /// The feed was ended early ([`Feed::cancel`]): the report covers only
+    /// the trades read until then.
+    pub cancelled: bool,
 }
 
 impl ReplayOutcome {
@@ -32,7 +35,26 @@ impl ReplayOutcome {
     }
 }
 
-/// Replays a Profit CSV through `engine`.
+/// How the feed thread hands trades to the engine.
+#[derive(Debug, Clone, Default)]
+pub struct Feed {
+    /// Trades per second; 0 = as fast as the engine takes them. A replayed
+    /// day at full speed is over in a fraction of a second, too fast for an
+    /// operator to act on. Only the feed thread waits for the pace: the
+    /// engine thread never sleeps.
+    pub pace: u32,
+    /// Set by someone else (the admin API's shutdown) to end the feed early:
+    /// the engine finishes on the trades it was given.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Feed {
+    fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// Replays a Profit CSV through `engine` as fast as it goes.
 pub fn replay_csv(
     path: &Path,
     config: &Config,
@@ -40,10 +62,23 @@ pub fn replay_csv(
     observer: &mut impl EngineObserver,
     show_progress: bool,
 ) -> Result<ReplayOutcome> {
+    replay_csv_fed(path, config, engine, observer, show_progress, &Feed::default())
+}
+
+/// Replays a Profit CSV through `engine`, paced and cancellable as `feed` says.
+pub fn replay_csv_fed(
+    path: &Path,
+    config: &Config,
+    engine: &mut Engine,
+    observer: &mut impl EngineObserver,
+    show_progress: bool,
+    feed: &Feed,
+) -> Result<ReplayOutcome> {
     let file_len = std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?.len();
     let progress = progress_bar(file_len, show_progress);
     let bytes_read = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let cancelled = Arc::new(AtomicBool::new(false));
     let (mut producer, mut consumer) = rtrb::RingBuffer::<Trade>::new(config.source.ring_capacity.max(1024));
     let opts = ProfitCsvOptions {
         on_bad_row: config.source.on_bad_row.into(),
@@ -55,12 +90,31 @@ pub fn replay_csv(
         let path: PathBuf = path.to_path_buf();
         let bytes_read = Arc::clone(&bytes_read);
         let stop = Arc::clone(&stop);
+        let feed = feed.clone();
+        let cancelled = Arc::clone(&cancelled);
         thread::Builder::new()
             .name("feed-csv".into())
             .spawn(move || -> Result<CsvStats> {
                 let mut csv = ProfitCsvReader::open(&path, opts)?;
                 let mut since_update = 0u32;
+                let paced_from = Instant::now();
+                let mut fed = 0u64;
                 while let Some(mut trade) = csv.next_trade()? {
+                    if feed.cancelled() {
+                        cancelled.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    if feed.pace > 0 {
+                        // Trade n is due n/pace seconds after the start, so
+                        // the pace holds on average whatever each sleep overshoots.
+                        let due =
+                            paced_from + Duration::from_nanos(fed.saturating_mul(1_000_000_000) / u64::from(feed.pace));
+                        let now = Instant::now();
+                        if due > now {
+                            thread::sleep(due - now);
+                        }
+                        fed += 1;
+                    }
                     loop {
                         match producer.push(trade) {
                             Ok(()) => break,
@@ -109,7 +163,13 @@ pub fn replay_csv(
     let csv = reader.join().map_err(|_| anyhow!("the feed thread panicked"))??;
     progress.finish_and_clear();
     let report = engine.finish(observer);
-    Ok(ReplayOutcome { report, csv, elapsed: started.elapsed(), foreign_symbol_trades: engine.foreign_symbol_trades() })
+    Ok(ReplayOutcome {
+        report,
+        csv,
+        elapsed: started.elapsed(),
+        foreign_symbol_trades: engine.foreign_symbol_trades(),
+        cancelled: cancelled.load(Ordering::Relaxed),
+    })
 }
 
 fn progress_bar(len: u64, show: bool) -> ProgressBar {

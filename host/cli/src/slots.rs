@@ -13,7 +13,7 @@ use tickhost_core::hooks::{FeatureExtensions, FeatureSchema, NoExtensions};
 use tickhost_core::strategy::RegimeStrategies;
 use tickhost_plugin::{
     AgentSlot, AgentSlots, FeatureSlot, FeatureSlots, LoadedPlugin, NativeAgent, PluginRuntime, RegimePlugins,
-    SlotMetrics, SlotPolicy, SlotStats, StrategySlots,
+    SlotControl, SlotMetrics, SlotPolicy, SlotStats, StrategySlots,
 };
 
 use crate::config::Config;
@@ -23,11 +23,23 @@ use crate::config::Config;
 #[derive(Debug)]
 pub struct EngineSetup {
     pub engine: Engine,
-    _runtime: Option<PluginRuntime>,
+    runtime: Option<PluginRuntime>,
     metrics: Vec<Arc<SlotMetrics>>,
+    controls: Vec<Arc<SlotControl>>,
 }
 
 impl EngineSetup {
+    /// The slots' control handles, for live rollout (register them with a
+    /// `PluginManager`).
+    pub fn controls(&self) -> &[Arc<SlotControl>] {
+        &self.controls
+    }
+
+    /// The plugin runtime the slots' plugins were loaded with.
+    pub fn runtime(&self) -> Option<&PluginRuntime> {
+        self.runtime.as_ref()
+    }
+
     /// Stats of the slots that hold a plugin.
     pub fn plugin_stats(&self) -> Vec<SlotStats> {
         self.metrics.iter().map(|m| m.snapshot()).filter(|s| s.plugin != "native").collect()
@@ -50,10 +62,23 @@ fn uses_plugins(config: &Config) -> bool {
         || [&s.trend_up, &s.trend_down, &s.range, &s.undefined].iter().any(|m| !m.as_os_str().is_empty())
 }
 
+/// The engine for a replay: native throughout unless the config puts
+/// plugins in slots.
 pub fn build_engine(config: &Config) -> Result<EngineSetup> {
-    if !uses_plugins(config) {
+    build(config, false)
+}
+
+/// The engine for a long-running `tickhost run`: strategy and agent slots
+/// always exist, so an operator can deploy into them while it runs. (Feature
+/// extensions cannot be added live: the frame layout is fixed at start.)
+pub fn build_live_engine(config: &Config) -> Result<EngineSetup> {
+    build(config, true)
+}
+
+fn build(config: &Config, live: bool) -> Result<EngineSetup> {
+    if !live && !uses_plugins(config) {
         let engine = Engine::new(&config.engine).context("invalid engine configuration")?;
-        return Ok(EngineSetup { engine, _runtime: None, metrics: Vec::new() });
+        return Ok(EngineSetup { engine, runtime: None, metrics: Vec::new(), controls: Vec::new() });
     }
     let runtime = PluginRuntime::new().context("cannot start the plugin runtime")?;
     let load = |manifest: &Path| -> Result<LoadedPlugin> {
@@ -83,11 +108,13 @@ pub fn build_engine(config: &Config) -> Result<EngineSetup> {
         });
     }
     let mut metrics = Vec::new();
+    let mut controls = Vec::new();
     let extensions: Box<dyn FeatureExtensions> = if feature_slots.is_empty() {
         Box::new(NoExtensions)
     } else {
         let slots = FeatureSlots::new(feature_slots, policy.clone()).context("cannot set up the feature slots")?;
         metrics.extend(slots.metrics());
+        controls.extend(slots.controls());
         Box::new(slots)
     };
     let mut schema = FeatureSchema::v3();
@@ -100,21 +127,22 @@ pub fn build_engine(config: &Config) -> Result<EngineSetup> {
         range: optional(&s.range)?,
         undefined: optional(&s.undefined)?,
     };
-    let strategies =
-        if [&regime_plugins.trend_up, &regime_plugins.trend_down, &regime_plugins.range, &regime_plugins.undefined]
+    let strategies = if !live
+        && [&regime_plugins.trend_up, &regime_plugins.trend_down, &regime_plugins.range, &regime_plugins.undefined]
             .iter()
             .all(|p| p.is_none())
-        {
-            Box::new(RegimeStrategies::new(&config.engine.strategy)) as Box<dyn tickhost_core::hooks::Strategies>
-        } else {
-            let slots = StrategySlots::new(&config.engine.strategy, &schema, regime_plugins, policy.clone())
-                .context("cannot set up the strategy slots")?;
-            metrics.extend(slots.metrics());
-            Box::new(slots)
-        };
+    {
+        Box::new(RegimeStrategies::new(&config.engine.strategy)) as Box<dyn tickhost_core::hooks::Strategies>
+    } else {
+        let slots = StrategySlots::new(&config.engine.strategy, &schema, regime_plugins, policy.clone())
+            .context("cannot set up the strategy slots")?;
+        metrics.extend(slots.metrics());
+        controls.extend(slots.controls());
+        Box::new(slots)
+    };
 
     let agents_config = &config.engine.agents;
-    let agents: Box<dyn tickhost_core::hooks::Agents> = if p.agents.is_empty() {
+    let agents: Box<dyn tickhost_core::hooks::Agents> = if !live && p.agents.is_empty() {
         Box::new(NativeAgents::new(agents_config))
     } else {
         let native_order_flow =
@@ -137,10 +165,11 @@ pub fn build_engine(config: &Config) -> Result<EngineSetup> {
         let slots = AgentSlots::new(slots, agents_config.min_confidence, &schema, policy)
             .context("cannot set up the agent slots")?;
         metrics.extend(slots.metrics());
+        controls.extend(slots.controls());
         Box::new(slots)
     };
 
     let engine = Engine::with_hooks(&config.engine, Hooks { extensions, strategies, agents })
         .context("invalid engine configuration")?;
-    Ok(EngineSetup { engine, _runtime: Some(runtime), metrics })
+    Ok(EngineSetup { engine, runtime: Some(runtime), metrics, controls })
 }

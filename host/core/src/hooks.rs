@@ -82,7 +82,9 @@ impl FeatureSchema {
 }
 
 /// Feature extensions: their outputs join the frame after the v3 features.
-pub trait FeatureExtensions: fmt::Debug {
+/// Hooks are `Send` so an engine can be built on one thread and run on
+/// another (an engine shard per thread).
+pub trait FeatureExtensions: fmt::Debug + Send {
     /// Names of all outputs, in order. Asked once, when the engine starts.
     fn output_names(&self) -> Vec<String>;
     /// Every admitted trade, for per-trade extensions. `frame` is the last
@@ -106,7 +108,7 @@ impl FeatureExtensions for NoExtensions {
 }
 
 /// The strategy for each regime.
-pub trait Strategies: fmt::Debug {
+pub trait Strategies: fmt::Debug + Send {
     fn on_candle(&mut self, input: &StrategyInput<'_>) -> Signal;
 }
 
@@ -123,7 +125,7 @@ impl Consensus {
 }
 
 /// The agents and their coordinator.
-pub trait Agents: fmt::Debug {
+pub trait Agents: fmt::Debug + Send {
     fn on_trade(&mut self, _trade: &Trade, _frame: &[f64]) {}
     fn on_candle(&mut self, candle: &Candle, frame: &[f64]) -> Consensus;
     /// A position the agents voted for was closed.

@@ -62,6 +62,14 @@ pub enum PluginError {
     Call { plugin: String, message: String },
     #[error("plugin index {path}: {message}; build the plugins first: python3 scripts/build_plugins.py")]
     Index { path: PathBuf, message: String },
+    #[error(
+        "plugin cache {path}: {message}; make the directory writable by this process, set another `cache_dir`, or run without a cache"
+    )]
+    Cache { path: PathBuf, message: String },
+    #[error("slot `{slot}`: {message}")]
+    Rollout { slot: String, message: String },
+    #[error("no slot named `{slot}`; the engine has: {known}")]
+    UnknownSlot { slot: String, known: String },
     #[error("cannot start the wasm engine: {0}")]
     Engine(String),
 }

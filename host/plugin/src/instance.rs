@@ -15,6 +15,8 @@ use crate::metrics::{FallbackReason, SlotMetrics};
 use crate::runtime::{HostState, LoadedInner, LoadedPlugin};
 
 pub(crate) type Floats = Arc<[f64]>;
+/// One smoke-replay call: true when the answer is valid.
+type SmokeCall<'a> = &'a dyn Fn(&mut Store<HostState>, &WorldFuncs, Floats) -> wasmtime::Result<bool>;
 type RestoreFunc = TypedFunc<(Arc<[u8]>,), (Result<(), String>,)>;
 
 /// Plugins see no clock: time is the event's, passed in the calls.
@@ -215,6 +217,7 @@ pub struct PluginInstance {
     fuel: u64,
     /// Reusable buffer the inputs are gathered into.
     pub(crate) inputs: Floats,
+    last_call_ns: u64,
 }
 
 impl std::fmt::Debug for PluginInstance {
@@ -254,6 +257,7 @@ impl PluginInstance {
             call_ticks,
             fuel: limits.fuel,
             inputs: vec![0.0; n_inputs].into(),
+            last_call_ns: 0,
         };
         me.create(false);
         me
@@ -270,6 +274,21 @@ impl PluginInstance {
 
     pub(crate) fn live_error(&self) -> Option<String> {
         self.live.is_none().then(|| self.live_error.clone().unwrap_or_else(|| "not instantiated".into()))
+    }
+
+    /// The counters this instance reports into.
+    pub fn metrics(&self) -> &Arc<SlotMetrics> {
+        &self.metrics
+    }
+
+    /// Reports into the slot's counters from now on (a candidate promoted).
+    pub(crate) fn set_metrics(&mut self, metrics: Arc<SlotMetrics>) {
+        self.metrics = metrics;
+    }
+
+    /// How long the last event call took.
+    pub(crate) fn last_call_ns(&self) -> u64 {
+        self.last_call_ns
     }
 
     /// The message of the last failed call (trap or timeout), if any.
@@ -355,7 +374,8 @@ impl PluginInstance {
         self.sink.new_call();
         let t0 = Instant::now();
         let result = f(&mut live.store, &live.funcs, self.inputs.clone());
-        self.metrics.latency_ns(t0.elapsed().as_nanos() as u64);
+        self.last_call_ns = t0.elapsed().as_nanos() as u64;
+        self.metrics.latency_ns(self.last_call_ns);
         self.account_log();
         match result {
             Ok(r) => Ok(r),
@@ -438,6 +458,88 @@ impl PluginInstance {
                 Err(PluginError::Call { plugin: name, message: why })
             }
         }
+    }
+
+    /// Replays recent events through this (throwaway) instance, as the
+    /// validation of a candidate before it may enter a slot: every call must
+    /// return within its deadline, without a trap, with a valid answer.
+    /// Returns how many events were replayed.
+    pub(crate) fn smoke(
+        &mut self,
+        input_idx: &[usize],
+        recent: &crate::rollout::RecentEvents,
+        outputs: usize,
+    ) -> Result<usize, String> {
+        use crate::abi::{WRegime, WRegimeReading};
+        let neutral = WRegimeReading { regime: WRegime::Undefined, confidence: 0.0, adx: 0.0 };
+        let cadence = self.plugin.description().cadence;
+        let mut replayed = 0;
+        let frames = recent.candles.iter().map(|c| (Some(c), &c.frame));
+        let empty = Vec::new();
+        let last_frame = recent.candles.back().map_or(&empty, |c| &c.frame);
+        let trades = recent.trades.iter().map(|t| (t, last_frame));
+        let gather =
+            |frame: &Vec<f64>| -> Floats { input_idx.iter().map(|&i| frame.get(i).copied().unwrap_or(0.0)).collect() };
+        let features_ok = |v: &[f64]| v.len() == outputs && v.iter().all(|x| x.is_finite());
+        let run = |me: &mut Self, what: String, f: SmokeCall<'_>, inputs: Floats| -> Result<(), String> {
+            me.inputs = inputs;
+            match me.call(|store, funcs, inputs| f(store, funcs, inputs)) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(format!("{what}: invalid answer (NaN, out of range or wrong length)")),
+                Err(reason) => Err(format!(
+                    "{what}: {} ({})",
+                    reason.name(),
+                    me.last_error.clone().unwrap_or_else(|| "no detail".into())
+                )),
+            }
+        };
+        let per_trade = cadence == crate::runtime::Cadence::PerTrade;
+        if per_trade {
+            for (t, frame) in trades {
+                let t = *t;
+                run(
+                    self,
+                    format!("trade {} at {}", t.trade_number, t.ts_ms),
+                    &|store, funcs, inputs| match funcs {
+                        WorldFuncs::Features { on_trade, .. } => {
+                            on_trade.call(store, (t, inputs)).map(|(v,)| features_ok(&v))
+                        }
+                        WorldFuncs::Agent { on_trade, .. } => on_trade
+                            .call(store, (t, inputs))
+                            .map(|(v,)| v.as_ref().is_none_or(crate::slots::agents::valid)),
+                        WorldFuncs::Strategy { .. } => Ok(true),
+                    },
+                    gather(frame),
+                )?;
+                replayed += 1;
+            }
+        }
+        for (c, frame) in frames {
+            let Some(c) = c else { continue };
+            let (candle, regime) = (c.candle, c.regime.unwrap_or(neutral));
+            run(
+                self,
+                format!("candle closing at {}", candle.close_ms),
+                &|store, funcs, inputs| match funcs {
+                    WorldFuncs::Features { on_candle, .. } => {
+                        if per_trade {
+                            Ok(true)
+                        } else {
+                            on_candle.call(store, (candle, inputs)).map(|(v,)| features_ok(&v))
+                        }
+                    }
+                    WorldFuncs::Strategy { on_candle } => {
+                        on_candle.call(store, (candle, regime, inputs)).map(|(s,)| crate::slots::strategy::valid(&s))
+                    }
+                    WorldFuncs::Agent { on_candle, .. } => {
+                        on_candle.call(store, (candle, inputs)).map(|(v,)| crate::slots::agents::valid(&v))
+                    }
+                },
+                gather(frame),
+            )?;
+            replayed += 1;
+        }
+        Ok(replayed)
     }
 
     /// The bare component call of a feature extension's `on-trade`, with none

@@ -10,12 +10,15 @@
 
 pub mod abi;
 pub mod breaker;
+pub mod cache;
 pub mod error;
 pub mod index;
 pub mod instance;
 pub mod log;
+pub mod manager;
 pub mod manifest;
 pub mod metrics;
+pub mod rollout;
 pub mod runtime;
 pub mod slots;
 
@@ -23,8 +26,10 @@ pub use breaker::{Breaker, BreakerConfig};
 pub use error::PluginError;
 pub use index::PluginIndex;
 pub use instance::PluginInstance;
+pub use manager::PluginManager;
 pub use manifest::{Capabilities, Limits, Manifest, World};
 pub use metrics::{FallbackReason, SlotMetrics, SlotStats};
+pub use rollout::{CandidateStatus, Mode, RolloutCounts, RolloutPolicy, SlotControl, SlotStatus, Transition};
 pub use runtime::{Cadence, Description, HOST_WIT_VERSION, LoadedPlugin, PluginRuntime, RuntimeOptions, WitVersion};
 pub use slots::SlotPolicy;
 pub use slots::agents::{AgentSlot, AgentSlots, AgentVote, NativeAgent};

@@ -200,7 +200,7 @@ impl SlotMetrics {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Fallbacks {
     pub trap: u64,
     pub timeout: u64,
@@ -225,7 +225,7 @@ impl Fallbacks {
 
 /// Plugin call latency: fixed log2 buckets in ns; quantiles are bucket
 /// upper edges.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Latency {
     pub count: u64,
     pub p50_ns: u64,
@@ -235,7 +235,7 @@ pub struct Latency {
 }
 
 /// A point-in-time copy of a slot's counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SlotStats {
     pub slot: String,
     pub plugin: String,

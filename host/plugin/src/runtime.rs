@@ -11,6 +11,7 @@ use wasmtime::{Config, Engine, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::abi::{WCandle, WDescription, WLogLevel, WTrade};
+use crate::cache::{CacheStats, ComponentCache};
 use crate::error::PluginError;
 use crate::instance::Live;
 use crate::log::LogSink;
@@ -59,15 +60,23 @@ impl WitVersion {
 }
 
 /// Engine-wide options.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RuntimeOptions {
     /// How often the epoch ticker advances; deadlines are rounded up to it.
     pub epoch_tick: Duration,
+    /// Where compiled components are cached (see [`crate::cache`]); `None`
+    /// compiles every load. Created if missing.
+    ///
+    /// Entries are native code this process runs: anyone who can write this
+    /// directory can run code as tickhost. Protect it like the binary itself
+    /// (owned by the service user, not writable by others, never a shared
+    /// directory such as `/tmp`).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        Self { epoch_tick: Duration::from_micros(100) }
+        Self { epoch_tick: Duration::from_micros(100), cache_dir: None }
     }
 }
 
@@ -121,6 +130,8 @@ pub struct PluginRuntime {
     /// (metering costs every call a few percent, so others don't pay it).
     fuel_engine: Engine,
     ticker: Arc<Ticker>,
+    /// Shared by clones, so their loads add up in one [`CacheStats`].
+    cache: Option<Arc<ComponentCache>>,
 }
 
 fn engine(fuel: bool) -> Result<Engine, PluginError> {
@@ -268,15 +279,32 @@ impl PluginRuntime {
     }
 
     pub fn with_options(options: RuntimeOptions) -> Result<PluginRuntime, PluginError> {
+        // Open the cache first: a bad `cache_dir` is a configuration error
+        // worth failing start-up for, before a thread is spawned.
+        let cache = options.cache_dir.map(ComponentCache::open).transpose()?.map(Arc::new);
         let engine = engine(false)?;
         let fuel_engine = engine_with_fuel()?;
         let ticker = Arc::new(Ticker::start(vec![engine.clone(), fuel_engine.clone()], options.epoch_tick)?);
-        Ok(PluginRuntime { engine, fuel_engine, ticker })
+        Ok(PluginRuntime { engine, fuel_engine, ticker, cache })
     }
 
-    /// Loads `plugin.toml` and its component: compiles it, checks its WIT
-    /// version and exports, links the granted capabilities, instantiates it
-    /// once and validates `describe()`.
+    /// Default options plus a compiled-component cache in `dir` (created if
+    /// missing). The directory must be as trusted as the binary: see
+    /// [`RuntimeOptions::cache_dir`].
+    pub fn with_cache(dir: impl Into<PathBuf>) -> Result<PluginRuntime, PluginError> {
+        Self::with_options(RuntimeOptions { cache_dir: Some(dir.into()), ..RuntimeOptions::default() })
+    }
+
+    /// What the compiled-component cache did so far (all zero without one).
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.as_ref().map(|c| c.stats()).unwrap_or_default()
+    }
+
+    /// Loads `plugin.toml` and its component: compiles it (or takes it from
+    /// the cache, if the runtime has one), checks its WIT version and
+    /// exports, links the granted capabilities, instantiates it once and
+    /// validates `describe()`. Cache trouble is logged and counted, never an
+    /// error of `load`.
     pub fn load(&self, manifest_path: &Path) -> Result<LoadedPlugin, PluginError> {
         let manifest = Manifest::from_file(manifest_path)?;
         let dir = manifest_path.parent().unwrap_or(Path::new("."));
@@ -287,12 +315,19 @@ impl PluginRuntime {
             path: component_path.clone(),
             source,
         })?;
-        let engine = if manifest.limits.fuel > 0 { self.fuel_engine.clone() } else { self.engine.clone() };
-        let component = Component::new(&engine, &bytes).map_err(|e| PluginError::Compile {
-            plugin: name.clone(),
-            path: component_path.clone(),
-            message: format!("{e:#}"),
-        })?;
+        let fuel = manifest.limits.fuel > 0;
+        let engine = if fuel { self.fuel_engine.clone() } else { self.engine.clone() };
+        let compile = || {
+            Component::new(&engine, &bytes).map_err(|e| PluginError::Compile {
+                plugin: name.clone(),
+                path: component_path.clone(),
+                message: format!("{e:#}"),
+            })
+        };
+        let component = match &self.cache {
+            Some(cache) => cache.load_or_compile(&engine, fuel, &bytes, compile)?,
+            None => compile()?,
+        };
         self.load_component(manifest, manifest_path, component_path, engine, component)
     }
 

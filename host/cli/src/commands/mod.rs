@@ -1,4 +1,6 @@
 pub mod bench;
 mod bench_plugins;
 pub mod generate;
+pub mod plugins;
 pub mod replay;
+pub mod run;

@@ -25,7 +25,7 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
-    fn apply(&self, config: &mut Config) {
+    pub(crate) fn apply(&self, config: &mut Config) {
         if let Some(p) = self.on_bad_row {
             config.source.on_bad_row = match p {
                 OnBadRowArg::Fail => OnBadRow::Fail,
@@ -56,7 +56,7 @@ pub struct BacktestArgs {
     pub json: bool,
 }
 
-fn print_source_summary(outcome: &ReplayOutcome, path: &Path) {
+pub(crate) fn print_source_summary(outcome: &ReplayOutcome, path: &Path) {
     let s = &outcome.csv;
     eprintln!(
         "{}: {} rows, {} trades in {:.3} s ({:.2} M trades/s)",
@@ -86,7 +86,7 @@ fn print_source_summary(outcome: &ReplayOutcome, path: &Path) {
     }
 }
 
-fn print_plugin_stats(stats: &[SlotStats]) {
+pub(crate) fn print_plugin_stats(stats: &[SlotStats]) {
     if stats.is_empty() {
         return;
     }

@@ -10,12 +10,13 @@ use tickhost_core::market::{Candle, Trade};
 
 pub use tickhost_core::agents::AgentVote;
 
-use super::{Answer, PluginSlot, SlotPolicy, unit};
+use super::{Answer, Event, PluginSlot, SlotPolicy, unit};
 use crate::abi::{WAgentSignal, WCandle, WFeedback, WTrade};
 use crate::error::PluginError;
 use crate::instance::{PluginInstance, WorldFuncs};
 use crate::manifest::World;
 use crate::metrics::{FallbackReason, SlotMetrics};
+use crate::rollout::SlotControl;
 use crate::runtime::{Cadence, LoadedPlugin};
 
 /// A native agent that answers for an agent plugin (or sits in a slot alone).
@@ -64,7 +65,7 @@ pub struct AgentSlots {
     policy: SlotPolicy,
 }
 
-fn valid(s: &WAgentSignal) -> bool {
+pub(crate) fn valid(s: &WAgentSignal) -> bool {
     unit(s.confidence)
 }
 
@@ -80,7 +81,15 @@ impl AgentSlots {
         for (k, a) in agents.into_iter().enumerate() {
             let label = a.plugin.as_ref().map_or_else(|| format!("native{k}"), |p| p.name().to_string());
             let cadence = a.plugin.as_ref().map_or(Cadence::PerCandle, |p| p.description().cadence);
-            let slot = PluginSlot::new(&format!("agent.{label}"), a.plugin, World::HmarlAgent, schema, &policy)?;
+            let slot = PluginSlot::new(
+                &format!("agent.{label}"),
+                a.plugin,
+                World::HmarlAgent,
+                schema,
+                &policy,
+                Vec::new(),
+                None,
+            )?;
             slots.push(State { slot, native: a.native, weight: a.weight, cadence, last_trade_vote: None });
         }
         let n = slots.len();
@@ -104,6 +113,11 @@ impl AgentSlots {
     }
 
     /// The votes behind the last consensus, one per agent that voted.
+    /// The agents' control handles, for live rollout.
+    pub fn controls(&self) -> Vec<Arc<SlotControl>> {
+        self.slots.iter().map(|s| s.slot.control()).collect()
+    }
+
     pub fn last_votes(&self) -> &[AgentVote] {
         &self.votes
     }
@@ -125,26 +139,27 @@ impl Agents for AgentSlots {
             if let Some(n) = s.native.as_mut() {
                 n.on_trade(trade, frame);
             }
+            s.slot.poll();
             if s.cadence != Cadence::PerTrade || !s.slot.has_plugin() {
                 continue;
             }
             let now = trade.ts_ms;
             let wt = WTrade::from(trade);
-            let outcome = s
-                .slot
-                .invoke(
-                    policy,
-                    now,
-                    |j| frame.get(j).copied().unwrap_or(0.0),
-                    |store, funcs, inputs| match funcs {
-                        WorldFuncs::Agent { on_trade, .. } => on_trade.call(store, (wt, inputs)),
-                        _ => Err(wasmtime::Error::msg("not an agent")),
-                    },
-                )
-                .and_then(|(v,)| match v {
+            let outcome = s.slot.invoke(
+                policy,
+                now,
+                Event::Trade(wt),
+                |j| frame.get(j).copied().unwrap_or(0.0),
+                |store, funcs, inputs| match funcs {
+                    WorldFuncs::Agent { on_trade, .. } => on_trade.call(store, (wt, inputs)),
+                    _ => Err(wasmtime::Error::msg("not an agent")),
+                },
+                |(v,)| match v {
                     Some(v) if !valid(&v) => Err(FallbackReason::InvalidOutput),
                     v => Ok(v),
-                });
+                },
+                |a, b| a.as_ref().map(|v| v.action) == b.as_ref().map(|v| v.action),
+            );
             s.last_trade_vote = match s.slot.settle(policy, now, outcome) {
                 (Answer::Plugin, Some(Some(v))) => {
                     Some(AgentVote { action: v.action.into(), confidence: v.confidence, weight: s.weight })
@@ -161,18 +176,18 @@ impl Agents for AgentSlots {
             let native = s.native.as_mut().map(|n| AgentVote { weight: s.weight, ..n.vote(candle, frame) });
             let now = candle.close_ms;
             let wc = WCandle::from(candle);
-            let outcome = s
-                .slot
-                .invoke(
-                    policy,
-                    now,
-                    |j| frame.get(j).copied().unwrap_or(0.0),
-                    |store, funcs, inputs| match funcs {
-                        WorldFuncs::Agent { on_candle, .. } => on_candle.call(store, (wc, inputs)),
-                        _ => Err(wasmtime::Error::msg("not an agent")),
-                    },
-                )
-                .and_then(|(v,)| if valid(&v) { Ok(v) } else { Err(FallbackReason::InvalidOutput) });
+            let outcome = s.slot.invoke(
+                policy,
+                now,
+                Event::Candle(wc, None),
+                |j| frame.get(j).copied().unwrap_or(0.0),
+                |store, funcs, inputs| match funcs {
+                    WorldFuncs::Agent { on_candle, .. } => on_candle.call(store, (wc, inputs)),
+                    _ => Err(wasmtime::Error::msg("not an agent")),
+                },
+                |(v,)| if valid(&v) { Ok(v) } else { Err(FallbackReason::InvalidOutput) },
+                |a, b| a.action == b.action,
+            );
             let vote = match s.slot.settle(policy, now, outcome) {
                 (Answer::Plugin, Some(v)) => {
                     Some(AgentVote { action: v.action.into(), confidence: v.confidence, weight: s.weight })

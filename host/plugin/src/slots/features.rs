@@ -6,12 +6,13 @@ use std::sync::Arc;
 use tickhost_core::hooks::{FeatureExtensions, FeatureSchema};
 use tickhost_core::market::{Candle, Trade};
 
-use super::{Answer, PluginSlot, SlotPolicy};
+use super::{Answer, Event, PluginSlot, SlotPolicy};
 use crate::abi::{WCandle, WTrade};
 use crate::error::PluginError;
 use crate::instance::{PluginInstance, WorldFuncs};
 use crate::manifest::World;
 use crate::metrics::{FallbackReason, SlotMetrics};
+use crate::rollout::SlotControl;
 use crate::runtime::{Cadence, LoadedPlugin};
 
 /// What goes in one feature-extension slot.
@@ -62,12 +63,17 @@ pub struct FeatureSlots {
     policy: SlotPolicy,
 }
 
-fn copy_valid(dst: &mut [f64], src: &[f64]) -> Result<(), FallbackReason> {
-    if src.len() != dst.len() || !src.iter().all(|v| v.is_finite()) {
+/// A plugin's values, if there are `len` of them and all finite.
+fn valid(values: Vec<f64>, len: usize) -> Result<Vec<f64>, FallbackReason> {
+    if values.len() != len || !values.iter().all(|v| v.is_finite()) {
         return Err(FallbackReason::InvalidOutput);
     }
-    dst.copy_from_slice(src);
-    Ok(())
+    Ok(values)
+}
+
+/// Two versions agree when every value matches to 1e-9 (relative).
+fn same(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0))
 }
 
 impl FeatureSlots {
@@ -102,7 +108,15 @@ impl FeatureSlots {
                 (None, None) => Vec::new(),
             };
             let cadence = spec.plugin.as_ref().map_or(Cadence::PerCandle, |p| p.description().cadence);
-            let slot = PluginSlot::new(&slot_name, spec.plugin, World::FeatureExtension, &schema, &policy)?;
+            let slot = PluginSlot::new(
+                &slot_name,
+                spec.plugin,
+                World::FeatureExtension,
+                &schema,
+                &policy,
+                outputs.clone(),
+                Some(cadence),
+            )?;
             schema.extend(&outputs).map_err(|e| PluginError::Slot {
                 plugin: label.clone(),
                 slot: slot_name.clone(),
@@ -128,6 +142,11 @@ impl FeatureSlots {
         self.slots.iter().map(|s| s.slot.metrics.clone()).collect()
     }
 
+    /// The slots' control handles, for live rollout.
+    pub fn controls(&self) -> Vec<Arc<SlotControl>> {
+        self.slots.iter().map(|s| s.slot.control()).collect()
+    }
+
     /// The plugin instance of slot `i` (snapshot/restore for swaps).
     pub fn instance_mut(&mut self, i: usize) -> Option<&mut PluginInstance> {
         self.slots.get_mut(i).and_then(|s| s.slot.instance.as_mut())
@@ -145,23 +164,26 @@ impl FeatureExtensions for FeatureSlots {
             if let Some(n) = s.native.as_mut() {
                 n.on_trade(trade, frame);
             }
+            s.slot.poll();
             if s.cadence != Cadence::PerTrade || !s.slot.has_plugin() {
                 continue;
             }
             let now = trade.ts_ms;
             let wt = WTrade::from(trade);
-            let outcome = s
-                .slot
-                .invoke(
-                    policy,
-                    now,
-                    |j| frame.get(j).copied().unwrap_or(0.0),
-                    |store, funcs, inputs| match funcs {
-                        WorldFuncs::Features { on_trade, .. } => on_trade.call(store, (wt, inputs)),
-                        _ => Err(wasmtime::Error::msg("not a feature extension")),
-                    },
-                )
-                .and_then(|(out,)| copy_valid(&mut s.latest, &out));
+            let len = s.len;
+            let outcome = s.slot.invoke(
+                policy,
+                now,
+                Event::Trade(wt),
+                |j| frame.get(j).copied().unwrap_or(0.0),
+                |store, funcs, inputs| match funcs {
+                    WorldFuncs::Features { on_trade, .. } => on_trade.call(store, (wt, inputs)),
+                    _ => Err(wasmtime::Error::msg("not a feature extension")),
+                },
+                |(out,)| valid(out, len),
+                |a, b| same(a, b),
+            );
+            let outcome = outcome.map(|values| s.latest.copy_from_slice(&values));
             s.latest_answer = s.slot.record(policy, now, outcome);
         }
     }
@@ -173,6 +195,7 @@ impl FeatureExtensions for FeatureSlots {
             if let Some(n) = s.native.as_mut() {
                 n.on_candle(candle, v3, &mut s.native_out);
             }
+            s.slot.poll();
             let answer = if s.cadence == Cadence::PerTrade && s.slot.has_plugin() {
                 s.latest_answer
             } else if !s.slot.has_plugin() {
@@ -183,13 +206,20 @@ impl FeatureExtensions for FeatureSlots {
                 let input =
                     |j: usize| if j < v3_len { v3.get(j) } else { done.get(j - v3_len) }.copied().unwrap_or(0.0);
                 let wc = WCandle::from(candle);
-                let outcome = s
-                    .slot
-                    .invoke(policy, now, input, |store, funcs, inputs| match funcs {
+                let len = s.len;
+                let outcome = s.slot.invoke(
+                    policy,
+                    now,
+                    Event::Candle(wc, None),
+                    input,
+                    |store, funcs, inputs| match funcs {
                         WorldFuncs::Features { on_candle, .. } => on_candle.call(store, (wc, inputs)),
                         _ => Err(wasmtime::Error::msg("not a feature extension")),
-                    })
-                    .and_then(|(o,)| copy_valid(&mut s.latest, &o));
+                    },
+                    |(out,)| valid(out, len),
+                    |a, b| same(a, b),
+                );
+                let outcome = outcome.map(|values| s.latest.copy_from_slice(&values));
                 s.slot.record(policy, now, outcome)
             };
             let end = (s.offset + s.len).min(out.len());

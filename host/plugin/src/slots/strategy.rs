@@ -7,12 +7,13 @@ use tickhost_core::hooks::{FeatureSchema, Strategies};
 use tickhost_core::regime::Regime;
 use tickhost_core::strategy::{Action, RegimeStrategies, Signal, StrategyConfig, StrategyInput};
 
-use super::{Answer, PluginSlot, Reasons, SlotPolicy, unit};
+use super::{Answer, Event, PluginSlot, Reasons, SlotPolicy, unit};
 use crate::abi::{WCandle, WRegimeReading, WSignal};
 use crate::error::PluginError;
 use crate::instance::{PluginInstance, WorldFuncs};
 use crate::manifest::World;
 use crate::metrics::{FallbackReason, SlotMetrics};
+use crate::rollout::SlotControl;
 use crate::runtime::LoadedPlugin;
 
 /// The plugin (if any) for each regime.
@@ -52,7 +53,7 @@ pub struct StrategySlots {
     policy: SlotPolicy,
 }
 
-fn valid(s: &WSignal) -> bool {
+pub(crate) fn valid(s: &WSignal) -> bool {
     let finite = s.expected_move.is_finite() && s.stop_points.is_finite() && s.target_points.is_finite();
     let levels = match s.action {
         crate::abi::WAction::Buy | crate::abi::WAction::Sell => s.stop_points > 0.0 && s.target_points > 0.0,
@@ -71,7 +72,15 @@ impl StrategySlots {
         policy: SlotPolicy,
     ) -> Result<StrategySlots, PluginError> {
         let mut slot = |r: Regime| {
-            PluginSlot::new(&format!("strategy.{}", r.name()), plugins.take(r), World::RegimeStrategy, schema, &policy)
+            PluginSlot::new(
+                &format!("strategy.{}", r.name()),
+                plugins.take(r),
+                World::RegimeStrategy,
+                schema,
+                &policy,
+                Vec::new(),
+                None,
+            )
         };
         let slots = [slot(Regime::TrendUp)?, slot(Regime::TrendDown)?, slot(Regime::Range)?, slot(Regime::Undefined)?];
         Ok(StrategySlots { native: RegimeStrategies::new(config), slots, reasons: Reasons::default(), policy })
@@ -84,6 +93,11 @@ impl StrategySlots {
     /// Metrics of the four slots (trend_up, trend_down, range, undefined).
     pub fn metrics(&self) -> Vec<Arc<SlotMetrics>> {
         self.slots.iter().map(|s| s.metrics.clone()).collect()
+    }
+
+    /// The four slots' control handles, for live rollout.
+    pub fn controls(&self) -> Vec<Arc<SlotControl>> {
+        self.slots.iter().map(|s| s.control()).collect()
     }
 
     pub fn metrics_for(&self, regime: Regime) -> Arc<SlotMetrics> {
@@ -100,12 +114,18 @@ impl StrategySlots {
         let candle = WCandle::from(input.candle);
         let reading = WRegimeReading::from(&input.regime);
         let now = input.candle.close_ms;
-        let input = |j: usize| features.get(j).copied().unwrap_or(0.0);
-        let (signal,) = self.slots[i].invoke(&self.policy, now, input, |store, funcs, inputs| match funcs {
-            WorldFuncs::Strategy { on_candle } => on_candle.call(store, (candle, reading, inputs)),
-            _ => Err(wasmtime::Error::msg("not a strategy plugin")),
-        })?;
-        if valid(&signal) { Ok(signal) } else { Err(FallbackReason::InvalidOutput) }
+        self.slots[i].invoke(
+            &self.policy,
+            now,
+            Event::Candle(candle, Some(reading)),
+            |j| features.get(j).copied().unwrap_or(0.0),
+            |store, funcs, inputs| match funcs {
+                WorldFuncs::Strategy { on_candle } => on_candle.call(store, (candle, reading, inputs)),
+                _ => Err(wasmtime::Error::msg("not a strategy plugin")),
+            },
+            |(signal,)| if valid(&signal) { Ok(signal) } else { Err(FallbackReason::InvalidOutput) },
+            |a, b| a.action == b.action,
+        )
     }
 }
 
@@ -121,6 +141,7 @@ impl Strategies for StrategySlots {
         let now = input.candle.close_ms;
         let mut acted = (Answer::Native, None);
         for i in 0..self.slots.len() {
+            self.slots[i].poll();
             if i != current && !self.slots[i].has_plugin() {
                 continue;
             }

@@ -1,0 +1,74 @@
+//! `tickhost run`: the long-running engine. Replays a CSV (optionally at a
+//! human pace) with every strategy and agent slot open for live rollout, and
+//! serves the admin API meanwhile, so an operator can shadow, canary, promote
+//! and roll back plugins while trades flow.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use tickhost_core::engine::NoObserver;
+use tickhost_plugin::PluginManager;
+
+use super::replay::{SourceArgs, print_plugin_stats, print_source_summary};
+use crate::admin::AdminServer;
+use crate::config::Config;
+use crate::pipeline::{Feed, replay_csv_fed};
+use crate::render;
+use crate::slots::build_live_engine;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Trades per second fed to the engine (0 = full speed), so an operator
+    /// has time to act on a replayed day.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub pace: u32,
+    /// After the feed ends, print the report and keep serving the admin API
+    /// until Ctrl-C or `POST /shutdown` (to read the slots' final status).
+    #[arg(long)]
+    pub linger: bool,
+}
+
+pub fn run(args: RunArgs, mut config: Config) -> Result<()> {
+    args.source.apply(&mut config);
+    let mut setup = build_live_engine(&config)?;
+    let runtime = setup
+        .runtime()
+        .context("the live engine has no plugin runtime, so plugins cannot be deployed into it")?
+        .clone();
+    let manager = PluginManager::new(runtime).context("cannot start the plugin manager")?;
+    manager.register(setup.controls().iter().cloned());
+    let admin = AdminServer::start(&config.admin, manager)?;
+    eprintln!("{}", admin.banner());
+
+    let feed = Feed { pace: args.pace, cancel: Some(admin.shutdown_flag()) };
+    let outcome =
+        replay_csv_fed(&args.source.csv, &config, &mut setup.engine, &mut NoObserver, !args.source.quiet, &feed);
+    admin.feed_ended();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            admin.stop();
+            return Err(e);
+        }
+    };
+    print_source_summary(&outcome, &args.source.csv);
+    if outcome.cancelled {
+        eprintln!(
+            "the feed was stopped by POST /shutdown after {} trades; the report covers those",
+            outcome.csv.trades
+        );
+    }
+    print!("{}", render::table(&outcome.report, config.engine.utc_offset_minutes));
+    print_plugin_stats(&setup.plugin_stats());
+
+    if args.linger && !admin.shutdown_requested() {
+        eprintln!(
+            "the feed has ended; the admin API stays at {} for reading status: POST /shutdown or Ctrl-C to exit",
+            admin.url()
+        );
+        admin.wait_for_shutdown();
+    }
+    admin.stop();
+    Ok(())
+}

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use tickhost_core::engine::EngineConfig;
 use tickhost_feed::profit_csv::BadRowPolicy;
-use tickhost_plugin::BreakerConfig;
+use tickhost_plugin::{BreakerConfig, RolloutPolicy};
 
 /// The defaults, compiled in so the binary runs with no file at hand.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
@@ -54,10 +54,12 @@ pub struct PluginsConfig {
     pub fallback_on_error: bool,
     pub force_fast_mode: bool,
     pub replay_deadline_factor: f64,
+    pub cache_dir: PathBuf,
     pub features: Vec<PathBuf>,
     pub agents: Vec<AgentPlugin>,
     pub strategy: StrategyPlugins,
     pub breaker: BreakerConfig,
+    pub rollout: RolloutPolicy,
 }
 
 /// An agent plugin and its weight in the coordinator's vote.

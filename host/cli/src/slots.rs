@@ -62,6 +62,13 @@ fn uses_plugins(config: &Config) -> bool {
         || [&s.trend_up, &s.trend_down, &s.range, &s.undefined].iter().any(|m| !m.as_os_str().is_empty())
 }
 
+/// The plugin runtime, with the artifact cache the config names.
+pub fn plugin_runtime(config: &Config) -> Result<PluginRuntime> {
+    let cache = &config.plugins.cache_dir;
+    if cache.as_os_str().is_empty() { PluginRuntime::new() } else { PluginRuntime::with_cache(cache) }
+        .with_context(|| format!("cannot start the plugin runtime (cache_dir {})", cache.display()))
+}
+
 /// The engine for a replay: native throughout unless the config puts
 /// plugins in slots.
 pub fn build_engine(config: &Config) -> Result<EngineSetup> {
@@ -80,7 +87,7 @@ fn build(config: &Config, live: bool) -> Result<EngineSetup> {
         let engine = Engine::new(&config.engine).context("invalid engine configuration")?;
         return Ok(EngineSetup { engine, runtime: None, metrics: Vec::new(), controls: Vec::new() });
     }
-    let runtime = PluginRuntime::new().context("cannot start the plugin runtime")?;
+    let runtime = plugin_runtime(config)?;
     let load = |manifest: &Path| -> Result<LoadedPlugin> {
         runtime.load(manifest).with_context(|| format!("cannot load plugin {}", manifest.display()))
     };
@@ -92,6 +99,7 @@ fn build(config: &Config, live: bool) -> Result<EngineSetup> {
         fallback_on_error: p.fallback_on_error,
         force_fast_mode: p.force_fast_mode,
         breaker: p.breaker,
+        rollout: p.rollout,
         // Every command that builds an engine today replays a file.
         deadline_factor: p.replay_deadline_factor,
         ..SlotPolicy::default()

@@ -166,10 +166,24 @@ impl Engine {
 
 /// A bare HTTP/1.1 request: (status, body).
 fn http(port: u16, method: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
+    http_with_body(port, method, path, token, "")
+}
+
+fn http_with_body(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Length: 0\r\n\r\n")?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
     let mut raw = String::new();
     s.read_to_string(&mut raw)?;
     let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
@@ -221,7 +235,6 @@ fn an_operator_shadows_canaries_promotes_and_rolls_back_a_plugin_in_a_running_en
     let st = engine.status("strategy.trend_up");
     assert_eq!(st["active"], "trend", "{st:#}");
     assert!(st["candidate"].is_null(), "{st:#}");
-    assert_eq!(st["previous"], "native", "{st:#}");
 
     // A second instance in shadow beside the active one: with a plugin on
     // both sides, their answers are compared on every candle. (A candidate
@@ -242,20 +255,18 @@ fn an_operator_shadows_canaries_promotes_and_rolls_back_a_plugin_in_a_running_en
     let table = engine.ok(&["status", "strategy.trend_up"]);
     assert!(table.contains("trend 0.") && table.contains("(shadow)") && table.contains("compared"), "{table}");
 
-    // Rollback removes the candidate; the next one goes back to native.
+    // Rollback with a candidate removes the candidate.
     let line = engine.ok(&["rollback", "strategy.trend_up"]);
     assert!(line.starts_with("strategy.trend_up: rollback -> active trend"), "{line}");
-    assert!(engine.status("strategy.trend_up")["candidate"].is_null());
-    let line = engine.ok(&["rollback", "strategy.trend_up"]);
-    assert!(line.starts_with("strategy.trend_up: rollback -> active native"), "{line}");
     let st = engine.status("strategy.trend_up");
-    assert_eq!(st["active"], "native", "{st:#}");
+    assert!(st["candidate"].is_null(), "{st:#}");
     assert!(st["rollout"]["promotions"].as_u64() >= Some(1), "{st:#}");
+    assert!(st["rollout"]["rollbacks"].as_u64() >= Some(1), "{st:#}");
 
     // A plugin built against another WIT major version never reaches the slot.
     let err = engine.refused(&["deploy", "strategy.trend_up", &wrong_major]);
     assert!(err.contains("422") && err.contains("WIT") && err.contains("tickhost:plugin@"), "{err}");
-    assert_eq!(engine.status("strategy.trend_up")["active"], "native");
+    assert_eq!(engine.status("strategy.trend_up")["active"], "trend");
 
     // An unknown slot: the error names the slots there are.
     let err = engine.refused(&["status", "strategy.nope"]);
@@ -263,6 +274,21 @@ fn an_operator_shadows_canaries_promotes_and_rolls_back_a_plugin_in_a_running_en
     assert!(err.contains("strategy.trend_up"), "{err}");
     let err = engine.refused(&["promote", "nope"]);
     assert!(err.contains("no slot named `nope`"), "{err}");
+
+    // What the API refuses before it reaches the plugin manager.
+    let deploy = "/plugins/strategy.trend_up/deploy";
+    let relative = r#"{"manifest": "target/plugins/trend/plugin.toml"}"#;
+    let (code, body) = http_with_body(engine.port, "POST", deploy, Some(TOKEN), relative).expect("http");
+    assert!(code == 400 && body.contains("absolute"), "{code} {body}");
+    let huge = format!(r#"{{"manifest": "/{}"}}"#, "x".repeat(70 * 1024));
+    let (code, body) = http_with_body(engine.port, "POST", deploy, Some(TOKEN), &huge).expect("http");
+    assert_eq!(code, 413, "{body}");
+    let (code, body) = http_with_body(engine.port, "POST", deploy, Some(TOKEN), "{not json").expect("http");
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = http(engine.port, "GET", "/plugins/strategy.trend_up/promote", Some(TOKEN)).expect("http");
+    assert_eq!(code, 405);
+    let (code, _) = http(engine.port, "GET", "/nowhere", Some(TOKEN)).expect("http");
+    assert_eq!(code, 404);
 
     // A missing manifest is caught on the client side.
     let err = engine.refused(&["shadow", "strategy.trend_up", "no/such/plugin.toml"]);
@@ -294,6 +320,22 @@ fn an_operator_shadows_canaries_promotes_and_rolls_back_a_plugin_in_a_running_en
     assert!(!stderr.contains(TOKEN), "the token must never be logged:\n{stderr}");
 }
 
+/// Needs host/plugin to keep "native" as the rollback target when a plugin
+/// replaces a native slot: today Promote and Deploy(Active) keep only a
+/// previous *plugin* instance (`previous = old.map(..)` in slots/mod.rs), so
+/// this rollback answers "nothing to roll back to".
+#[test]
+fn rolling_back_a_promoted_plugin_returns_the_slot_to_native() {
+    let trend = manifest("trend");
+    let engine = Engine::start();
+    engine.ok(&["shadow", "strategy.trend_up", &trend]);
+    engine.ok(&["promote", "strategy.trend_up"]);
+    assert_eq!(engine.status("strategy.trend_up")["active"], "trend");
+    let line = engine.ok(&["rollback", "strategy.trend_up"]);
+    assert!(line.starts_with("strategy.trend_up: rollback -> active native"), "{line}");
+    assert_eq!(engine.status("strategy.trend_up")["active"], "native");
+}
+
 #[test]
 fn a_run_without_linger_exits_after_the_report_and_prints_a_generated_token_once() {
     let out = tickhost()
@@ -309,6 +351,50 @@ fn a_run_without_linger_exits_after_the_report_and_prints_a_generated_token_once
     assert_eq!(token.len(), 32, "{line}");
     assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{line}");
     assert_eq!(stderr.matches(token).count(), 2, "printed once (in the token and the export hint):\n{stderr}");
+}
+
+#[test]
+fn a_lingering_run_serves_status_refuses_transitions_and_exits_on_shutdown() {
+    let port = free_port();
+    let mut child = tickhost()
+        .args(["run", sample_day().to_str().expect("path"), "--linger", "--quiet"])
+        .env("TICKHOST__ADMIN__BIND", format!("127.0.0.1:{port}"))
+        .env("TICKHOST_ADMIN_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tickhost run starts");
+    let stdout = drain(child.stdout.take().expect("stdout"));
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let mut engine = Engine { child, port, stdout, stderr };
+    // At full speed the sample day is over in a moment; then it lingers.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !engine.stderr.lock().expect("stderr").contains("the feed has ended") {
+        assert!(Instant::now() < deadline, "no end of feed within 60 s\n{}", engine.logs());
+        assert!(
+            engine.child.try_wait().expect("try_wait").is_none(),
+            "it exited instead of lingering\n{}",
+            engine.logs()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(engine.stdout.lock().expect("stdout").contains("Backtest report"), "{}", engine.logs());
+    let list = engine.ok(&["list"]);
+    assert!(list.contains("strategy.trend_up"), "{list}");
+    let err = engine.refused(&["promote", "strategy.trend_up"]);
+    assert!(err.contains("409") && err.contains("feed has ended"), "{err}");
+
+    let (code, body) = http(port, "POST", "/shutdown", Some(TOKEN)).expect("shutdown");
+    assert_eq!(code, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = engine.child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit within 30 s of POST /shutdown\n{}", engine.logs());
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "exit {status:?}\n{}", engine.logs());
 }
 
 #[test]

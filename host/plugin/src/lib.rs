@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod rollout;
 pub mod runtime;
 pub mod slots;
+pub mod watch;
 
 pub use breaker::{Breaker, BreakerConfig};
 pub use error::PluginError;
@@ -35,3 +36,4 @@ pub use slots::SlotPolicy;
 pub use slots::agents::{AgentSlot, AgentSlots, AgentVote, NativeAgent};
 pub use slots::features::{FeatureSlot, FeatureSlots};
 pub use slots::strategy::{RegimePlugins, StrategySlots};
+pub use watch::PluginWatcher;

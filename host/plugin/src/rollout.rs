@@ -437,3 +437,36 @@ impl CallWindow {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_canary_picks_the_same_events_every_time_and_about_its_share() {
+        let picks = |p| (0..10_000u64).filter(|&i| in_canary(p, 1_700_000_000_000 + i as i64 * 60_000, i)).count();
+        assert_eq!(picks(25), picks(25), "deterministic");
+        assert!((2_200..2_800).contains(&picks(25)), "{}", picks(25));
+        assert_eq!(picks(0), 0);
+        assert_eq!(picks(100), 10_000);
+    }
+
+    #[test]
+    fn a_window_breaches_on_errors_or_slowness_only_after_enough_calls() {
+        let policy = RolloutPolicy::default();
+        let mut w = CallWindow::new(policy.window);
+        for _ in 0..10 {
+            w.push(true, false);
+        }
+        assert!(w.breach(&policy).is_none(), "too few calls to judge");
+        for _ in 0..10 {
+            w.push(true, false);
+        }
+        assert!(w.breach(&policy).is_some_and(|why| why.contains("error rate")));
+        let mut w = CallWindow::new(policy.window);
+        for i in 0..100 {
+            w.push(false, i % 3 == 0);
+        }
+        assert!(w.breach(&policy).is_some_and(|why| why.contains("latency budget")));
+    }
+}

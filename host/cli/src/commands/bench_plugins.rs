@@ -4,22 +4,25 @@
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use tickhost_core::engine::{Engine, NoObserver};
+use tickhost_core::engine::{Engine, Hooks, NoObserver};
 use tickhost_core::extensions::Microstructure;
 use tickhost_core::features::V3_FEATURE_COUNT;
 use tickhost_core::hooks::{FeatureExtensions, FeatureSchema, Strategies};
 use tickhost_core::regime::{Regime, RegimeReading};
+use tickhost_core::sim::{SessionGenerator, SessionSpec, weekdays_from};
 use tickhost_core::strategy::{RegimeStrategies, StrategyInput};
 use tickhost_core::{Candle, Trade};
 use tickhost_plugin::{
-    FeatureSlot, FeatureSlots, PluginIndex, PluginRuntime, RegimePlugins, SlotPolicy, StrategySlots,
+    FeatureSlot, FeatureSlots, Mode, PluginIndex, PluginManager, PluginRuntime, RegimePlugins, SlotPolicy,
+    StrategySlots,
 };
 
 use crate::config::{AgentPlugin, Config};
-use crate::slots::build_engine;
+use crate::slots::{build_engine, plugin_runtime};
 
 /// Nanoseconds per call of `f`, over `n` calls after `n / 10` warm-up calls.
 fn ns_per_call(n: u32, mut f: impl FnMut(u32)) -> f64 {
@@ -54,7 +57,7 @@ pub fn run(plugins_dir: &Path, config: &Config, trades: &[Trade], candles: &[Can
             return Ok(());
         }
     };
-    let runtime = PluginRuntime::new().context("cannot start the plugin runtime")?;
+    let runtime = plugin_runtime(config)?;
     let load = |name: &str| -> Result<_> { Ok(runtime.load(&path_of(&index, name)?)?) };
     let policy = SlotPolicy::default();
     let strategy_config = &config.engine.strategy;
@@ -139,6 +142,84 @@ pub fn run(plugins_dir: &Path, config: &Config, trades: &[Trade], candles: &[Can
         slot_ns / raw_ns.max(1e-9),
         strategy_rows[2].1 / strategy_rows[1].1.max(1e-9),
         strategy_rows[3].1 / strategy_rows[1].1.max(1e-9),
+    );
+    swap_pauses(&index, &runtime, config)
+}
+
+/// p50 / p99 / max of nanosecond samples, in µs.
+fn quantiles_us(samples: &mut [u64]) -> (f64, f64, f64) {
+    samples.sort_unstable();
+    let at =
+        |q: f64| samples.get(((samples.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0) as f64 / 1e3;
+    (at(0.5), at(0.99), at(1.0))
+}
+
+/// The engine-thread pause of a live swap of a per-trade plugin (state
+/// hand-over included) while trades replay at full speed on another thread:
+/// Rust to Rust, and into and out of a Python guest.
+fn swap_pauses(index: &PluginIndex, runtime: &PluginRuntime, config: &Config) -> Result<()> {
+    const RUST_SWAPS: usize = 100;
+    const PYTHON_SWAPS: usize = 6;
+    let rust = [path_of(index, "good-counter-features")?, path_of(index, "good-counter-features-v2")?];
+    let python = path_of(index, "good-counter-features-python")?;
+    let policy = SlotPolicy { deadline_factor: config.plugins.replay_deadline_factor, ..SlotPolicy::default() };
+    let slots = FeatureSlots::new(vec![FeatureSlot::plugin(runtime.load(&rust[0])?)], policy)?;
+    let slot = slots.controls().first().map(|c| c.name().to_string()).context("no slot")?;
+    let manager = PluginManager::new(runtime.clone())?;
+    manager.register(slots.controls());
+    let mut hooks = Hooks::native(&config.engine);
+    hooks.extensions = Box::new(slots);
+    let mut engine = Engine::with_hooks(&config.engine, hooks)?;
+    let stop = AtomicBool::new(false);
+    let (mut rust_pauses, mut python_pauses) = (Vec::new(), Vec::new());
+    std::thread::scope(|scope| -> Result<()> {
+        scope.spawn(|| {
+            // Fresh sessions, not `trades` again: replayed trades are
+            // duplicates the engine drops before any slot sees them.
+            for (i, (y, m, d)) in weekdays_from(2025, 1, 6, 100_000).into_iter().enumerate() {
+                let mut spec = SessionSpec::wdo(y, m, d, 1_000 + i as u64);
+                spec.trades_target = 100_000;
+                for t in SessionGenerator::new(spec) {
+                    engine.on_trade(t, &mut NoObserver);
+                }
+                if stop.load(Relaxed) {
+                    break;
+                }
+            }
+        });
+        let result = (|| -> Result<()> {
+            for i in 0..RUST_SWAPS {
+                rust_pauses.push(manager.deploy(&slot, &rust[(i + 1) % 2], Mode::Active)?.pause_ns);
+            }
+            for i in 0..PYTHON_SWAPS {
+                let to = if i % 2 == 0 { &python } else { &rust[0] };
+                python_pauses.push(manager.deploy(&slot, to, Mode::Active)?.pause_ns);
+            }
+            Ok(())
+        })();
+        stop.store(true, Relaxed);
+        result
+    })?;
+    let (r50, r99, rmax) = quantiles_us(&mut rust_pauses);
+    let (p50, p99, pmax) = quantiles_us(&mut python_pauses);
+    println!();
+    println!(
+        "  {:<58} {:>10} {:>9} {:>9}",
+        "live swap: engine-thread pause (hand-over + swap)", "p50 µs", "p99 µs", "max µs"
+    );
+    println!(
+        "  {:<58} {:>10.1} {:>9.1} {:>9.1}",
+        format!("Rust -> Rust, {RUST_SWAPS} swaps under full-speed replay"),
+        r50,
+        r99,
+        rmax
+    );
+    println!(
+        "  {:<58} {:>10.1} {:>9.1} {:>9.1}",
+        format!("into / out of Python, {PYTHON_SWAPS} swaps"),
+        p50,
+        p99,
+        pmax
     );
     Ok(())
 }

@@ -358,7 +358,8 @@ fn transition_line(t: &Transition, status: Option<&SlotStatus>) -> String {
         line.push_str(", state handed over");
     }
     line.push(')');
-    if !t.note.is_empty() {
+    // A canary's note is its percentage, already in the line.
+    if !t.note.is_empty() && (t.action != "canary" || !t.note.ends_with('%')) {
         line.push_str(&format!(": {}", t.note));
     }
     line
@@ -488,7 +489,9 @@ fn status_details(s: &SlotStatus) -> String {
                 "candidate calls",
                 format!(
                     "{} (p50 {} µs, p99 {} µs)",
-                    c.stats.calls,
+                    // The slot counts calls on its own metrics; the
+                    // candidate's latency histogram counts the candidate's.
+                    c.stats.latency.count.max(c.stats.calls),
                     micros(c.stats.latency.p50_ns),
                     micros(c.stats.latency.p99_ns)
                 ),

@@ -27,6 +27,10 @@ pub struct RunArgs {
     /// until Ctrl-C or `POST /shutdown` (to read the slots' final status).
     #[arg(long)]
     pub linger: bool,
+    /// Watch this directory (e.g. target/plugins) and redeploy a plugin into
+    /// the slots running it when its files change (a rebuild, a copy).
+    #[arg(long, value_name = "DIR")]
+    pub watch: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: RunArgs, mut config: Config) -> Result<()> {
@@ -38,6 +42,21 @@ pub fn run(args: RunArgs, mut config: Config) -> Result<()> {
         .clone();
     let manager = PluginManager::new(runtime).context("cannot start the plugin manager")?;
     manager.register(setup.controls().iter().cloned());
+    let _watcher = match &args.watch {
+        Some(dir) => Some(
+            tickhost_plugin::PluginWatcher::start(
+                manager.clone(),
+                dir,
+                std::time::Duration::from_millis(500),
+                |slot, manifest, outcome| match outcome {
+                    Ok(what) => eprintln!("{slot}: {} changed on disk: {what}", manifest.display()),
+                    Err(why) => eprintln!("{slot}: {} changed on disk but was refused: {why}", manifest.display()),
+                },
+            )
+            .with_context(|| format!("cannot watch {}", dir.display()))?,
+        ),
+        None => None,
+    };
     let admin = AdminServer::start(&config.admin, manager)?;
     eprintln!("{}", admin.banner());
 

@@ -7,6 +7,7 @@ use tickhost_core::agents::{OrderFlowAgent, coordinate};
 use tickhost_core::broker::RoundTrip;
 use tickhost_core::hooks::{Agents, Consensus, FeatureSchema};
 use tickhost_core::market::{Candle, Trade};
+use tickhost_core::strategy::Action;
 
 pub use tickhost_core::agents::AgentVote;
 
@@ -159,6 +160,7 @@ impl Agents for AgentSlots {
                     v => Ok(v),
                 },
                 |a, b| a.as_ref().map(|v| v.action) == b.as_ref().map(|v| v.action),
+                |_| None,
             );
             s.last_trade_vote = match s.slot.settle(policy, now, outcome) {
                 (Answer::Plugin, Some(Some(v))) => {
@@ -187,6 +189,7 @@ impl Agents for AgentSlots {
                 },
                 |(v,)| if valid(&v) { Ok(v) } else { Err(FallbackReason::InvalidOutput) },
                 |a, b| a.action == b.action,
+                |b| native.as_ref().map(|n| n.action == Action::from(b.action)),
             );
             let vote = match s.slot.settle(policy, now, outcome) {
                 (Answer::Plugin, Some(v)) => {

@@ -182,6 +182,7 @@ impl FeatureExtensions for FeatureSlots {
                 },
                 |(out,)| valid(out, len),
                 |a, b| same(a, b),
+                |_| None,
             );
             let outcome = outcome.map(|values| s.latest.copy_from_slice(&values));
             s.latest_answer = s.slot.record(policy, now, outcome);
@@ -207,6 +208,7 @@ impl FeatureExtensions for FeatureSlots {
                     |j: usize| if j < v3_len { v3.get(j) } else { done.get(j - v3_len) }.copied().unwrap_or(0.0);
                 let wc = WCandle::from(candle);
                 let len = s.len;
+                let (has_native, native_out) = (s.native.is_some(), &s.native_out);
                 let outcome = s.slot.invoke(
                     policy,
                     now,
@@ -218,6 +220,7 @@ impl FeatureExtensions for FeatureSlots {
                     },
                     |(out,)| valid(out, len),
                     |a, b| same(a, b),
+                    |b| has_native.then(|| same(b, native_out)),
                 );
                 let outcome = outcome.map(|values| s.latest.copy_from_slice(&values));
                 s.slot.record(policy, now, outcome)

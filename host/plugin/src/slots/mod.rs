@@ -96,7 +96,9 @@ pub(crate) struct PluginSlot {
     pub(crate) input_idx: Vec<usize>,
     control: Arc<SlotControl>,
     candidate: Option<Candidate>,
-    previous: Option<(PluginInstance, Vec<usize>)>,
+    /// What answered before the last deploy or promotion, kept warm for a
+    /// rollback: `Some(None)` is the native implementation.
+    previous: Option<Option<(PluginInstance, Vec<usize>)>>,
     /// Events seen, for the canary's choice.
     seq: u64,
 }
@@ -232,10 +234,10 @@ impl PluginSlot {
                         if let Some(c) = self.candidate.take() {
                             retire(c.instance);
                         }
-                        if let Some((prev, _)) = self.previous.take() {
+                        if let Some(Some((prev, _))) = self.previous.take() {
                             retire(prev);
                         }
-                        self.previous = old.map(|o| (o, old_idx));
+                        self.previous = Some(old.map(|o| (o, old_idx)));
                         self.breaker = Breaker::new(self.control.policy.breaker);
                         self.metrics.set_plugin(&Self::name_of(self.instance.as_ref()));
                         Ok(self.transition("deploy", handed, String::new()))
@@ -272,10 +274,10 @@ impl PluginSlot {
                 c.instance.set_metrics(self.metrics.clone());
                 let old = self.instance.replace(c.instance);
                 let old_idx = std::mem::replace(&mut self.input_idx, c.input_idx);
-                if let Some((prev, _)) = self.previous.take() {
+                if let Some(Some((prev, _))) = self.previous.take() {
                     retire(prev);
                 }
-                self.previous = old.map(|o| (o, old_idx));
+                self.previous = Some(old.map(|o| (o, old_idx)));
                 self.breaker = Breaker::new(self.control.policy.breaker);
                 self.metrics.set_plugin(&Self::name_of(self.instance.as_ref()));
                 Ok(self.transition("promote", false, String::new()))
@@ -286,20 +288,26 @@ impl PluginSlot {
                     retire(c.instance);
                     return Ok(self.transition("rollback", false, format!("candidate {name} removed")));
                 }
-                let Some((mut prev, prev_idx)) = self.previous.take() else {
+                let Some(previous) = self.previous.take() else {
                     return Err("nothing to roll back to: no candidate and no previous version".into());
                 };
-                let handed = match Self::hand_over(self.instance.as_mut(), &mut prev) {
-                    Ok(h) => h,
-                    Err(e) => {
-                        tracing::warn!(slot = %self.control.name(), "rollback: {e}; the previous version keeps its own state");
-                        false
+                let mut current = self.instance.take();
+                let current_idx = std::mem::take(&mut self.input_idx);
+                let handed = match previous {
+                    // The native implementation keeps its own state.
+                    None => false,
+                    Some((mut prev, prev_idx)) => {
+                        let handed = Self::hand_over(current.as_mut(), &mut prev).unwrap_or_else(|e| {
+                            tracing::warn!(slot = %self.control.name(), "rollback: {e}; the previous version keeps its own state");
+                            false
+                        });
+                        prev.set_metrics(self.metrics.clone());
+                        self.instance = Some(prev);
+                        self.input_idx = prev_idx;
+                        handed
                     }
                 };
-                prev.set_metrics(self.metrics.clone());
-                let current = self.instance.replace(prev);
-                let current_idx = std::mem::replace(&mut self.input_idx, prev_idx);
-                self.previous = current.map(|c| (c, current_idx));
+                self.previous = Some(current.map(|c| (c, current_idx)));
                 self.breaker = Breaker::new(self.control.policy.breaker);
                 self.metrics.set_plugin(&Self::name_of(self.instance.as_ref()));
                 Ok(self.transition("rollback", handed, String::new()))
@@ -314,7 +322,7 @@ impl PluginSlot {
         st.active = Self::name_of(active);
         st.active_version = active.map(|i| i.plugin().description().version.clone()).unwrap_or_default();
         st.active_manifest = active.map(|i| i.plugin().manifest_path().to_path_buf());
-        st.previous = self.previous.as_ref().map(|(p, _)| p.plugin().name().to_string());
+        st.previous = self.previous.as_ref().map(|p| Self::name_of(p.as_ref().map(|(p, _)| p)));
         st.candidate = self.candidate.as_ref().map(|c| crate::rollout::CandidateStatus {
             plugin: c.instance.plugin().name().to_string(),
             version: c.instance.plugin().description().version.clone(),
@@ -363,7 +371,8 @@ impl PluginSlot {
     /// Between events it applies pending rollout commands ([`Self::poll`])
     /// and records the event for smoke tests. With a candidate in shadow or
     /// canary, the candidate is called on the same event and inputs, its
-    /// answer `check`ed and compared with the active one (`same`), and it is
+    /// answer `check`ed and compared with the active one (`same`; with the
+    /// native answer, `native`, when the active plugin has none), and it is
     /// rolled back on its own when it fails or runs slow too often. A canary
     /// answers its share of events.
     #[allow(clippy::too_many_arguments)]
@@ -376,6 +385,7 @@ impl PluginSlot {
         call: impl Fn(&mut Store<HostState>, &WorldFuncs, Floats) -> wasmtime::Result<R>,
         check: impl Fn(R) -> Result<T, FallbackReason>,
         same: impl Fn(&T, &T) -> bool,
+        native: impl Fn(&T) -> Option<bool>,
     ) -> Result<T, FallbackReason> {
         self.poll();
         self.seq += 1;
@@ -403,12 +413,16 @@ impl PluginSlot {
         let candidate = c.instance.call(&call).and_then(&check);
         let budget_ns = c.instance.plugin().manifest().limits.deadline_us.saturating_mul(1000);
         let over_budget = c.instance.last_call_ns() > budget_ns;
+        // Against the active plugin's answer; where there is none (an empty
+        // slot, or the active plugin failed), against the native answer.
         let agreed = match (&active, &candidate) {
             (Ok(a), Ok(b)) => Some(same(a, b)),
+            (Err(_), Ok(b)) => native(b),
             _ => None,
         };
         self.control.candidate_call(candidate.is_err(), agreed, || match (&active, &candidate) {
             (Ok(a), Ok(b)) => format!("t={now_ms}: active {a:?} / candidate {b:?}"),
+            (Err(_), Ok(b)) => format!("t={now_ms}: native answer differs from candidate {b:?}"),
             _ => String::new(),
         });
         c.window.push(candidate.is_err(), over_budget);

@@ -109,7 +109,14 @@ impl StrategySlots {
         self.slots[regime_index(regime)].instance.as_mut()
     }
 
-    fn call_plugin(&mut self, i: usize, input: &StrategyInput<'_>) -> Result<WSignal, FallbackReason> {
+    /// `native`: the native strategy's action for this event, when slot `i`
+    /// is the current regime's (the baseline a shadow is compared with).
+    fn call_plugin(
+        &mut self,
+        i: usize,
+        input: &StrategyInput<'_>,
+        native: Option<Action>,
+    ) -> Result<WSignal, FallbackReason> {
         let features = input.features;
         let candle = WCandle::from(input.candle);
         let reading = WRegimeReading::from(&input.regime);
@@ -125,6 +132,7 @@ impl StrategySlots {
             },
             |(signal,)| if valid(&signal) { Ok(signal) } else { Err(FallbackReason::InvalidOutput) },
             |a, b| a.action == b.action,
+            |b| native.map(|n| Action::from(b.action) == n),
         )
     }
 }
@@ -145,7 +153,7 @@ impl Strategies for StrategySlots {
             if i != current && !self.slots[i].has_plugin() {
                 continue;
             }
-            let outcome = self.call_plugin(i, input);
+            let outcome = self.call_plugin(i, input, (i == current).then_some(native.action));
             let settled = self.slots[i].settle(&self.policy, now, outcome);
             if i == current {
                 acted = settled;

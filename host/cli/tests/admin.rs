@@ -87,9 +87,15 @@ impl Engine {
     /// Paced so the feed outlasts the test (about 95 s for the sample day);
     /// the test ends it early with `POST /shutdown`.
     fn start() -> Engine {
+        Self::start_with(&["--pace", "200"])
+    }
+
+    /// `tickhost run <sample day> --linger --quiet <extra>`, once healthy.
+    fn start_with(extra: &[&str]) -> Engine {
         let port = free_port();
         let mut child = tickhost()
-            .args(["run", sample_day().to_str().expect("path"), "--pace", "200", "--linger", "--quiet"])
+            .args(["run", sample_day().to_str().expect("path"), "--linger", "--quiet"])
+            .args(extra)
             .env("TICKHOST__ADMIN__BIND", format!("127.0.0.1:{port}"))
             .env("TICKHOST_ADMIN_TOKEN", TOKEN)
             .stdout(Stdio::piped())
@@ -355,18 +361,7 @@ fn a_run_without_linger_exits_after_the_report_and_prints_a_generated_token_once
 
 #[test]
 fn a_lingering_run_serves_status_refuses_transitions_and_exits_on_shutdown() {
-    let port = free_port();
-    let mut child = tickhost()
-        .args(["run", sample_day().to_str().expect("path"), "--linger", "--quiet"])
-        .env("TICKHOST__ADMIN__BIND", format!("127.0.0.1:{port}"))
-        .env("TICKHOST_ADMIN_TOKEN", TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tickhost run starts");
-    let stdout = drain(child.stdout.take().expect("stdout"));
-    let stderr = drain(child.stderr.take().expect("stderr"));
-    let mut engine = Engine { child, port, stdout, stderr };
+    let mut engine = Engine::start_with(&[]);
     // At full speed the sample day is over in a moment; then it lingers.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !engine.stderr.lock().expect("stderr").contains("the feed has ended") {
@@ -384,7 +379,7 @@ fn a_lingering_run_serves_status_refuses_transitions_and_exits_on_shutdown() {
     let err = engine.refused(&["promote", "strategy.trend_up"]);
     assert!(err.contains("409") && err.contains("feed has ended"), "{err}");
 
-    let (code, body) = http(port, "POST", "/shutdown", Some(TOKEN)).expect("shutdown");
+    let (code, body) = http(engine.port, "POST", "/shutdown", Some(TOKEN)).expect("shutdown");
     assert_eq!(code, 200, "{body}");
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {

@@ -17,7 +17,7 @@ line `<name>\\t<absolute path of the copied plugin.toml>` per built plugin.
 Tests and configs find plugins through that index, never by hard-coded paths.
 
 Incremental: a plugin whose inputs (its directory, its manifest, wit/, and
-for Rust the guest workspace files and host/core, for Python/JS the tool's
+for Rust the guest workspace files, plugins/shared and host/core, for Python/JS the tool's
 version) hash as at its last build is skipped. `--force` rebuilds anyway.
 
 Python 3.11+, standard library only. Run `scripts/setup.sh` first for the
@@ -205,7 +205,7 @@ def compute_stamp(p: Plugin) -> str:
         if crate_dir is None:
             raise BuildError(f"no crate named {p.build['crate']!r} under plugins/ (build.crate)")
         hash_tree(h, crate_dir)
-        for f in ("Cargo.toml", "Cargo.lock", ".cargo"):
+        for f in ("Cargo.toml", "Cargo.lock", ".cargo", "shared"):
             if (PLUGINS / f).exists():
                 hash_tree(h, PLUGINS / f)
         # The example guests wrap the native code in host/core.

@@ -17,9 +17,8 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 
 use tickhost_core::features::{V3_FEATURE_COUNT, V3_FEATURE_NAMES};
-use tickhost_core::market::Symbol;
 use tickhost_core::regime::{Regime as CoreRegime, RegimeReading};
-use tickhost_core::strategy::{Action as CoreAction, RangeConfig, RangeStrategy, Signal as CoreSignal, StrategyInput};
+use tickhost_core::strategy::{RangeConfig, RangeStrategy, Signal as CoreSignal, StrategyInput};
 
 wit_bindgen::generate!({
     world: "regime-strategy",
@@ -29,7 +28,11 @@ wit_bindgen::generate!({
 
 use exports::tickhost::plugin::lifecycle;
 use exports::tickhost::plugin::strategy;
-use tickhost::plugin::types::{Action, Cadence, Candle, Description, Regime, Signal};
+use tickhost::plugin::types::{Cadence, Candle, Description, Signal};
+
+#[path = "../../../shared/strategy_convert.rs"]
+mod convert;
+use convert::{core_candle, core_regime, wit_signal};
 
 const MAGIC: &[u8; 4] = b"TRG1";
 
@@ -143,77 +146,6 @@ thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::new());
 }
 
-fn core_candle(c: &Candle) -> tickhost_core::Candle {
-    tickhost_core::Candle {
-        symbol: Symbol::new("PLUGIN").expect("valid symbol"),
-        open_ms: c.open_ms,
-        close_ms: c.close_ms,
-        open: c.open,
-        high: c.high,
-        low: c.low,
-        close: c.close,
-        volume: c.volume,
-        financial_volume: c.financial_volume,
-        trades: c.trades,
-        buy_volume: c.buy_volume,
-        sell_volume: c.sell_volume,
-        buy_trades: c.buy_trades,
-        sell_trades: c.sell_trades,
-        max_buy_run: 0,
-        max_sell_run: 0,
-    }
-}
-
-fn core_regime(r: &tickhost::plugin::types::RegimeReading) -> RegimeReading {
-    let regime = match r.regime {
-        Regime::TrendUp => CoreRegime::TrendUp,
-        Regime::TrendDown => CoreRegime::TrendDown,
-        Regime::Range => CoreRegime::Range,
-        Regime::Undefined => CoreRegime::Undefined,
-    };
-    let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
-    RegimeReading { regime, confidence: finite(r.confidence), adx: finite(r.adx) }
-}
-
-/// The core's signal in the contract's terms, always finite and in range: a
-/// value the contract would reject turns the answer into a hold.
-fn wit_signal(s: &CoreSignal) -> Signal {
-    let unit = |v: f64| if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
-    let non_negative = |v: f64| if v.is_finite() { v.max(0.0) } else { 0.0 };
-    let action = match s.action {
-        CoreAction::Buy => Action::Buy,
-        CoreAction::Sell => Action::Sell,
-        CoreAction::Hold => Action::Hold,
-    };
-    let valid_exits = s.stop_points.is_finite()
-        && s.target_points.is_finite()
-        && s.stop_points > 0.0
-        && s.target_points > 0.0
-        && s.expected_move.is_finite();
-    if action != Action::Hold && !valid_exits {
-        return Signal {
-            action: Action::Hold,
-            confidence: unit(s.confidence),
-            probability: 0.0,
-            direction: 0.0,
-            expected_move: 0.0,
-            stop_points: 0.0,
-            target_points: 0.0,
-            reason: "invalid exits".to_string(),
-        };
-    }
-    Signal {
-        action,
-        confidence: unit(s.confidence),
-        probability: unit(s.probability),
-        direction: unit(s.direction),
-        expected_move: non_negative(s.expected_move),
-        stop_points: non_negative(s.stop_points),
-        target_points: non_negative(s.target_points),
-        reason: s.reason.to_string(),
-    }
-}
-
 struct Component;
 
 impl lifecycle::Guest for Component {
@@ -252,6 +184,7 @@ mod tests {
     use super::*;
     use lifecycle::Guest as _;
     use strategy::Guest as _;
+    use tickhost::plugin::types::{Action, Regime};
     use tickhost_core::features::v3_index;
 
     fn noise(s: &mut u64) -> f64 {

@@ -561,8 +561,24 @@ impl PluginInstance {
             .map_err(|e| PluginError::Call { plugin: name.to_string(), message: message(&e) })
     }
 
-    /// Calls `describe()` on the live instance.
+    /// Calls `describe()` on the live instance (under the lifecycle
+    /// deadline) and validates the answer as at load.
     pub fn describe(&mut self) -> Result<crate::runtime::Description, PluginError> {
-        Ok(self.plugin.description().clone())
+        let inner = self.plugin.inner.clone();
+        let name = self.plugin.name().to_string();
+        let Some(live) = self.live.as_mut() else {
+            return Err(PluginError::Call { plugin: name, message: "no live instance to describe".into() });
+        };
+        live.lifecycle_deadline(&inner);
+        let r = live.describe.call(&mut live.store, ());
+        self.account_log();
+        match r {
+            Ok((d,)) => crate::runtime::validate_description(&inner.manifest, d),
+            Err(e) => {
+                let why = format!("describe() failed: {}", message(&e));
+                self.reinstantiate();
+                Err(PluginError::Call { plugin: name, message: why })
+            }
+        }
     }
 }

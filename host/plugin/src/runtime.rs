@@ -545,7 +545,7 @@ fn engine_with_fuel() -> Result<Engine, PluginError> {
     engine(true)
 }
 
-fn validate_description(manifest: &Manifest, d: WDescription) -> Result<Description, PluginError> {
+pub(crate) fn validate_description(manifest: &Manifest, d: WDescription) -> Result<Description, PluginError> {
     let err = |message: String| PluginError::Describe { plugin: manifest.name.clone(), message };
     if d.name.trim().is_empty() {
         return Err(err("`name` is empty".into()));

@@ -5,6 +5,7 @@ mod alloc_count;
 mod broker;
 mod engine;
 mod features_on_sessions;
+mod outbox;
 mod report;
 mod risk;
 mod strategy;

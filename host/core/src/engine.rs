@@ -112,6 +112,8 @@ pub struct Decision {
 /// Receives the engine's outputs as they happen (the outbox's producer side).
 /// Every method has an empty default.
 pub trait EngineObserver {
+    /// A trade the engine accepted: new, or an exchange correction (`is_edit`).
+    fn on_trade(&mut self, _trade: &Trade) {}
     fn on_candle(&mut self, _candle: &Candle, _v3: &[f64], _regime: &RegimeReading) {}
     fn on_decision(&mut self, _decision: &Decision) {}
     fn on_fill(&mut self, _fill: &Fill) {}
@@ -122,6 +124,48 @@ pub trait EngineObserver {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoObserver;
 impl EngineObserver for NoObserver {}
+
+/// Two observers, both told everything, the first first.
+impl<A: EngineObserver, B: EngineObserver> EngineObserver for (A, B) {
+    fn on_trade(&mut self, trade: &Trade) {
+        self.0.on_trade(trade);
+        self.1.on_trade(trade);
+    }
+    fn on_candle(&mut self, candle: &Candle, v3: &[f64], regime: &RegimeReading) {
+        self.0.on_candle(candle, v3, regime);
+        self.1.on_candle(candle, v3, regime);
+    }
+    fn on_decision(&mut self, decision: &Decision) {
+        self.0.on_decision(decision);
+        self.1.on_decision(decision);
+    }
+    fn on_fill(&mut self, fill: &Fill) {
+        self.0.on_fill(fill);
+        self.1.on_fill(fill);
+    }
+    fn on_round_trip(&mut self, trip: &RoundTrip) {
+        self.0.on_round_trip(trip);
+        self.1.on_round_trip(trip);
+    }
+}
+
+impl<T: EngineObserver + ?Sized> EngineObserver for &mut T {
+    fn on_trade(&mut self, trade: &Trade) {
+        (**self).on_trade(trade);
+    }
+    fn on_candle(&mut self, candle: &Candle, v3: &[f64], regime: &RegimeReading) {
+        (**self).on_candle(candle, v3, regime);
+    }
+    fn on_decision(&mut self, decision: &Decision) {
+        (**self).on_decision(decision);
+    }
+    fn on_fill(&mut self, fill: &Fill) {
+        (**self).on_fill(fill);
+    }
+    fn on_round_trip(&mut self, trip: &RoundTrip) {
+        (**self).on_round_trip(trip);
+    }
+}
 
 #[derive(Debug)]
 pub struct Engine {
@@ -236,8 +280,12 @@ impl Engine {
             return;
         }
         match self.sequencer.admit(trade) {
-            Admission::New(t) | Admission::UnmatchedEdit(t) => self.on_new_trade(&t, observer),
+            Admission::New(t) | Admission::UnmatchedEdit(t) => {
+                observer.on_trade(&t);
+                self.on_new_trade(&t, observer);
+            }
             Admission::Edit { corrected, .. } => {
+                observer.on_trade(&corrected);
                 if self.candles.apply_edit(&corrected) == EditOutcome::BarAlreadyClosed {
                     self.edits_after_close += 1;
                 }

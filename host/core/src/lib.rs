@@ -13,6 +13,7 @@ pub mod features;
 pub mod hooks;
 pub mod ingest;
 pub mod market;
+pub mod outbox;
 pub mod regime;
 pub mod report;
 pub mod risk;

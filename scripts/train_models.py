@@ -240,6 +240,14 @@ def main() -> int:
         model = build(kind, args.seed)
         model.fit(x[train].astype(np.float32), y[train])
         onx = to_onnx(model, kind, len(FEATURES))
+        # The converters name the graph with a random UUID: fix it so that
+        # the same data and seed give the same bytes.
+        onx.graph.name = f"tickhost_{regime}"
+        # ...and list the opsets in a set's (hash-seeded) order: sort them.
+        opsets = sorted((o.domain, o.version) for o in onx.opset_import)
+        del onx.opset_import[:]
+        for domain, version in opsets:
+            onx.opset_import.add(domain=domain, version=version)
         meta = {
             "feature_names": ",".join(FEATURES),
             "regime": regime,

@@ -9,7 +9,6 @@
 //! (What ONNX Runtime allocates inside its C++ kernels is its own business:
 //! `cargo bench -p tickhost-ml` counts the Rust-side allocations per run.)
 
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
@@ -372,20 +371,5 @@ impl ModelRegistry {
     /// A model's output row for `inputs`, by name (plugins' `predict`).
     pub fn predict(&self, name: &str, inputs: &[f64], out: &mut Vec<f64>) -> Result<(), MlError> {
         self.get(name).ok_or_else(|| MlError::UnknownModel(name.to_string()))?.predict_row(inputs, out)
-    }
-
-    /// Where a model file is, for messages.
-    pub fn path_of(&self, name: &str) -> Option<&Path> {
-        self.get(name).map(|m| m.spec.path.as_path())
-    }
-}
-
-/// Paths in specs, made relative to `base` when they are relative (for
-/// configs that name models relative to themselves).
-pub fn rebase(specs: &mut [ModelSpec], base: &Path) {
-    for s in specs {
-        if s.path.is_relative() {
-            s.path = PathBuf::from(base).join(&s.path);
-        }
     }
 }

@@ -151,9 +151,11 @@ impl Model {
         let path = &spec.path;
         let schema_err = |message: String| MlError::Schema { model: spec.name.clone(), path: path.clone(), message };
         let load_err = |message: String| MlError::ModelLoad { model: spec.name.clone(), path: path.clone(), message };
+        // Absolute in the message: relative paths are taken from the working
+        // directory, which is the usual surprise.
         let bytes = std::fs::read(path).map_err(|e| MlError::ModelFile {
             model: spec.name.clone(),
-            path: path.clone(),
+            path: std::path::absolute(path).unwrap_or_else(|_| path.clone()),
             message: e.to_string(),
         })?;
         // The engine thread runs the model itself: no intra-op pool, no

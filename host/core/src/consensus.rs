@@ -204,6 +204,56 @@ mod tests {
         assert!(!vetoed(Action::Sell, None));
     }
 
+    /// The engine, wired: a model that always says "down" (with the model
+    /// alone deciding) holds every buy and lets every sell through; a model
+    /// that cannot answer leaves the native rule's decisions untouched.
+    #[test]
+    fn the_engine_blends_when_a_model_answers_and_falls_back_when_it_cannot() {
+        use crate::engine::{Engine, EngineConfig, NoObserver};
+        use crate::market::Side;
+        use crate::report::BacktestReport;
+        use crate::sim::{SessionGenerator, SessionSpec};
+
+        #[derive(Debug)]
+        struct Says(ModelAnswer);
+        impl Models for Says {
+            fn predict(&mut self, regime: Regime, _frame: &[f64]) -> ModelAnswer {
+                if regime == Regime::Undefined { ModelAnswer::NoModel } else { self.0 }
+            }
+        }
+        let mut config = EngineConfig::default();
+        config.consensus = ConsensusConfig { ml_weight: 1.0, agents_weight: 0.0, min_score: 0.5 };
+        config.risk.max_trades_per_day = 1000;
+        let run = |models: Option<ModelAnswer>| -> BacktestReport {
+            let mut engine = Engine::new(&config).expect("engine");
+            if let Some(answer) = models {
+                engine = engine.with_models(Box::new(Says(answer)));
+            }
+            for seed in [3, 4] {
+                for t in SessionGenerator::new(SessionSpec::wdo(2024, 1, 8 + seed as u32, seed)) {
+                    engine.on_trade(t, &mut NoObserver);
+                }
+            }
+            engine.finish(&mut NoObserver)
+        };
+        let native = run(None);
+        assert!(native.round_trips.iter().any(|t| t.side == Side::Buy), "the sessions have buys to hold");
+        let vetoed =
+            native.hold_reasons.iter().find(|(r, _)| *r == "agents' consensus opposes the signal").map_or(0, |r| r.1);
+        assert_eq!(native.models.no_model, native.decisions.signals + vetoed, "every buy/sell proposal is counted");
+
+        let down = run(Some(ModelAnswer::Up(0.0)));
+        assert!(down.models.informed > 0 && down.models.held > 0, "{:?}", down.models);
+        assert!(down.round_trips.iter().all(|t| t.side == Side::Sell), "every buy is held");
+        assert!(down.round_trips.iter().any(|t| t.side == Side::Sell));
+        assert_eq!(down.models.fallbacks, 0);
+
+        let broken = run(Some(ModelAnswer::Unavailable));
+        assert_eq!(broken.models.informed, 0);
+        assert_eq!(broken.models.fallbacks, native.models.no_model, "each decision fell back, counted");
+        assert_eq!(broken.round_trips, native.round_trips, "the native rule decided");
+    }
+
     #[test]
     fn bad_weights_are_refused_with_the_key() {
         let bad = ConsensusConfig { ml_weight: 0.0, agents_weight: 0.0, ..ConsensusConfig::default() };

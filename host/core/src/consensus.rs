@@ -221,8 +221,10 @@ mod tests {
                 if regime == Regime::Undefined { ModelAnswer::NoModel } else { self.0 }
             }
         }
-        let mut config = EngineConfig::default();
-        config.consensus = ConsensusConfig { ml_weight: 1.0, agents_weight: 0.0, min_score: 0.5 };
+        let mut config = EngineConfig {
+            consensus: ConsensusConfig { ml_weight: 1.0, agents_weight: 0.0, min_score: 0.5 },
+            ..EngineConfig::default()
+        };
         config.risk.max_trades_per_day = 1000;
         let run = |models: Option<ModelAnswer>| -> BacktestReport {
             let mut engine = Engine::new(&config).expect("engine");

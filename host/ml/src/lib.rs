@@ -14,11 +14,11 @@
 //!
 //! A regime model is asked only when a strategy proposes a buy or a sell,
 //! at a candle close, and its answer decides that very candle's order. The
-//! tree ensembles we ship take 3-4 µs a run at batch 1 (p50; p99 4-5 µs;
+//! tree ensembles we ship take 3-4 µs a run at batch 1 (p50; p99 4-6 µs;
 //! `tickhost bench`, `cargo bench -p tickhost-ml`), allocate nothing on the
 //! Rust side once warm (`tests/allocations.rs`), and run a few dozen times
 //! per session of ~530 candles, against a 60 s bar: a replay with the
-//! models runs at ~0.9x the native engine's speed. Running them on another
+//! models runs at ~0.85x the native engine's speed. Running them on another
 //! thread would buy nothing but a hand-off per call, and would make a
 //! replay's decisions depend on thread timing (a late answer must either
 //! wait, which is the same as running inline, or be dropped, which makes

@@ -64,7 +64,6 @@ s = u.find_spec('onnxruntime')\n\
 print(list(s.submodule_search_locations)[0] if s and s.submodule_search_locations else '')";
     let out = Command::new(python)
         .args(["-c", SCRIPT])
-        .env_remove("PYTHONPATH")
         .output()
         .map_err(|e| MlError::NoRuntime { why: format!("`{python}` cannot be run to look for its wheel ({e})") })?;
     let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();

@@ -37,4 +37,15 @@ if ! grep -qs "\"version\": \"$COMPONENTIZE_JS_VERSION\"" \
   npm install --prefix .cache/npm --no-audit --no-fund --save-exact --loglevel=error \
     "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION"
 fi
+# ONNX Runtime for the ML models: the PyPI wheel ships libonnxruntime.so,
+# which tickhost opens at run time (ORT_DYLIB_PATH, or found through this
+# python3), and the parity tests run the same models through its Python API.
+# Pinned to the API the `ort` crate is built for (api-31). The training
+# script's own dependencies (scikit-learn, lightgbm, skl2onnx, onnxmltools)
+# are not needed by the tests and are not installed here.
+ONNXRUNTIME_VERSION=1.31.1
+if ! python3 -m pip show onnxruntime 2>/dev/null | grep -qx "Version: $ONNXRUNTIME_VERSION"; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    "onnxruntime==$ONNXRUNTIME_VERSION"
+fi
 echo "setup: ok"

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use tickhost_core::engine::EngineConfig;
 use tickhost_feed::profit_csv::BadRowPolicy;
+use tickhost_ml::MlConfig;
 use tickhost_plugin::{BreakerConfig, RolloutPolicy};
 
 /// The defaults, compiled in so the binary runs with no file at hand.
@@ -20,6 +21,7 @@ const SEED_SWITCHES: &[(&str, &[&str])] = &[
     ("LOG_LEVEL", &["log", "level"]),
     ("FALLBACK_ON_ERROR", &["plugins", "fallback_on_error"]),
     ("FORCE_FAST_MODE", &["plugins", "force_fast_mode"]),
+    ("ENHANCED_ML_ENABLED", &["ml", "enabled"]),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +32,9 @@ pub struct Config {
     pub source: SourceConfig,
     pub log: LogConfig,
     pub admin: AdminConfig,
+    /// ONNX models (technology: where the runtime and the files are); the
+    /// blend's weights are behaviour, in `[engine.consensus]`.
+    pub ml: MlConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -215,6 +220,8 @@ mod tests {
                 ("TICKHOST__ENGINE__STRATEGY__TREND__THRESHOLDS__DIRECTION", "0.9"),
                 ("LOG_LEVEL", "debug"),
                 ("FORCE_FAST_MODE", "true"),
+                ("ENHANCED_ML_ENABLED", "false"),
+                ("TICKHOST__ENGINE__CONSENSUS__ML_WEIGHT", "0.5"),
                 ("UNRELATED", "x"),
             ]),
         )
@@ -224,6 +231,19 @@ mod tests {
         assert_eq!(c.engine.strategy.trend.thresholds.direction, 0.9);
         assert_eq!(c.log.level, "debug");
         assert!(c.plugins.force_fast_mode);
+        assert!(!c.ml.enabled, "ENHANCED_ML_ENABLED=false turns the models off");
+        assert_eq!(c.engine.consensus.ml_weight, 0.5);
+    }
+
+    #[test]
+    fn ml_is_on_by_default_with_a_model_per_trading_regime_and_the_seed_weights() {
+        let c = Config::load_with_env(None, env(&[])).expect("defaults");
+        assert!(c.ml.enabled);
+        assert_eq!((c.engine.consensus.ml_weight, c.engine.consensus.agents_weight), (0.4, 0.6));
+        c.ml.validate().expect("valid [ml]");
+        let names: Vec<&str> = c.ml.models.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["trend_up", "trend_down", "range"]);
+        assert!(c.ml.models.iter().all(|m| m.inputs.len() == 20 && m.path.starts_with("examples/models")));
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod admin;
 mod commands;
 mod config;
 mod frames;
+mod ml;
 mod pipeline;
 mod render;
 mod slots;

@@ -71,6 +71,14 @@ pub fn table(r: &BacktestReport, utc_offset_minutes: i32) -> String {
         "  decisions:  {} holds, {} signals, {} orders, {} refused by risk",
         d.holds, d.signals, d.orders, d.refused
     );
+    let m = &r.models;
+    if m.informed + m.fallbacks + m.no_model > 0 {
+        let _ = writeln!(
+            s,
+            "  models:     {} buys/sells informed by a model ({} held by the blend), {} fell back to the native rule, {} in regimes without a model",
+            m.informed, m.held, m.fallbacks, m.no_model
+        );
+    }
     let holds: Vec<String> = r.hold_reasons.iter().take(4).map(|(why, n)| format!("{why} ({n})")).collect();
     if !holds.is_empty() {
         let _ = writeln!(s, "  holds:      {}", holds.join(", "));

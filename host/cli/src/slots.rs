@@ -17,12 +17,15 @@ use tickhost_plugin::{
 };
 
 use crate::config::Config;
+use crate::ml::{MlRun, PluginModels};
 
 /// An engine and what must outlive it: the plugin runtime (its epoch thread
 /// enforces deadlines) and the slots' metrics.
 #[derive(Debug)]
 pub struct EngineSetup {
     pub engine: Engine,
+    /// The ONNX models behind the consensus (and plugins' `predict`).
+    pub ml: MlRun,
     runtime: Option<PluginRuntime>,
     metrics: Vec<Arc<SlotMetrics>>,
     controls: Vec<Arc<SlotControl>>,
@@ -62,7 +65,8 @@ fn uses_plugins(config: &Config) -> bool {
         || [&s.trend_up, &s.trend_down, &s.range, &s.undefined].iter().any(|m| !m.as_os_str().is_empty())
 }
 
-/// The plugin runtime, with the artifact cache the config names.
+/// The plugin runtime, with the artifact cache the config names (plugins
+/// loaded by it get no models: `predict` answers an error).
 pub fn plugin_runtime(config: &Config) -> Result<PluginRuntime> {
     let cache = &config.plugins.cache_dir;
     if cache.as_os_str().is_empty() { PluginRuntime::new() } else { PluginRuntime::with_cache(cache) }
@@ -83,11 +87,13 @@ pub fn build_live_engine(config: &Config) -> Result<EngineSetup> {
 }
 
 fn build(config: &Config, live: bool) -> Result<EngineSetup> {
+    let models = Arc::new(PluginModels::default());
     if !live && !uses_plugins(config) {
         let engine = Engine::new(&config.engine).context("invalid engine configuration")?;
-        return Ok(EngineSetup { engine, runtime: None, metrics: Vec::new(), controls: Vec::new() });
+        let (engine, ml) = crate::ml::attach(engine, config, &models);
+        return Ok(EngineSetup { engine, ml, runtime: None, metrics: Vec::new(), controls: Vec::new() });
     }
-    let runtime = plugin_runtime(config)?;
+    let runtime = plugin_runtime(config)?.with_models(models.clone());
     let load = |manifest: &Path| -> Result<LoadedPlugin> {
         runtime.load(manifest).with_context(|| format!("cannot load plugin {}", manifest.display()))
     };
@@ -179,5 +185,6 @@ fn build(config: &Config, live: bool) -> Result<EngineSetup> {
 
     let engine = Engine::with_hooks(&config.engine, Hooks { extensions, strategies, agents })
         .context("invalid engine configuration")?;
-    Ok(EngineSetup { engine, runtime: Some(runtime), metrics, controls })
+    let (engine, ml) = crate::ml::attach(engine, config, &models);
+    Ok(EngineSetup { engine, ml, runtime: Some(runtime), metrics, controls })
 }

@@ -11,6 +11,7 @@ use thiserror::Error;
 use crate::agents::{AgentsConfig, AgentsMode, NativeAgents};
 use crate::broker::{BrokerConfig, BrokerEvents, ExitReason, Fill, InstrumentConfig, PaperBroker, RoundTrip};
 use crate::candles::{CandleBuilder, EditOutcome};
+use crate::consensus::{self, ConsensusConfig, ConsensusConfigError, ModelAnswer, ModelCounts, Models, NoModels};
 use crate::features::{FeatureCore, V3_FEATURE_COUNT, v3_index};
 use crate::hooks::{Agents, FeatureExtensions, FeatureSchema, NoExtensions, SchemaError, Strategies};
 use crate::ingest::{Admission, IngestCounters, Sequencer};
@@ -38,6 +39,8 @@ pub struct EngineConfig {
     pub regime: RegimeConfig,
     pub strategy: StrategyConfig,
     pub agents: AgentsConfig,
+    /// How a regime model's probability and the agents' vote decide a trade.
+    pub consensus: ConsensusConfig,
     pub risk: RiskConfig,
     pub broker: BrokerConfig,
 }
@@ -54,6 +57,7 @@ impl Default for EngineConfig {
             regime: RegimeConfig::default(),
             strategy: StrategyConfig::default(),
             agents: AgentsConfig::default(),
+            consensus: ConsensusConfig::default(),
             risk: RiskConfig::default(),
             broker: BrokerConfig::default(),
         }
@@ -72,6 +76,8 @@ pub enum EngineConfigError {
     BadSymbol(String),
     #[error(transparent)]
     Schema(#[from] SchemaError),
+    #[error(transparent)]
+    Consensus(#[from] ConsensusConfigError),
 }
 
 /// What fills the engine's extension points. [`Hooks::native`] is the
@@ -184,6 +190,10 @@ pub struct Engine {
     strategies: Box<dyn Strategies>,
     agents: Box<dyn Agents>,
     agents_mode: AgentsMode,
+    /// The regime classifiers; [`NoModels`] until [`Engine::with_models`].
+    models: Box<dyn Models>,
+    consensus: ConsensusConfig,
+    model_counts: ModelCounts,
     risk: RiskEngine,
     broker: PaperBroker,
     report: ReportBuilder,
@@ -210,6 +220,7 @@ impl Engine {
         if config.bar_seconds == 0 {
             return Err(EngineConfigError::BadBarLength);
         }
+        config.consensus.validate()?;
         let clock = SessionClock { utc_offset_minutes: config.utc_offset_minutes };
         let flatten_at_ms = parse_hh_mm(&config.flatten_at)
             .ok_or_else(|| EngineConfigError::BadFlattenTime(config.flatten_at.clone()))?;
@@ -237,6 +248,9 @@ impl Engine {
             strategies: hooks.strategies,
             agents: hooks.agents,
             agents_mode: config.agents.mode,
+            models: Box::new(NoModels),
+            consensus: config.consensus,
+            model_counts: ModelCounts::default(),
             risk: RiskEngine::new(config.risk.clone(), clock)?,
             broker: PaperBroker::new(config.broker.clone(), &config.instrument),
             report: ReportBuilder::new(config.risk.capital_brl),
@@ -251,6 +265,19 @@ impl Engine {
             flattened_day: None,
             candles_per_session: (session_ms as f64 / bar_ms as f64).max(1.0),
         })
+    }
+
+    /// Puts regime models behind the consensus: from now on a buy or sell
+    /// in a regime with a model is decided by blending the model's
+    /// probability with the agents' vote (see [`crate::consensus`]).
+    pub fn with_models(mut self, models: Box<dyn Models>) -> Self {
+        self.models = models;
+        self
+    }
+
+    /// What the models did to the decisions so far.
+    pub fn model_counts(&self) -> ModelCounts {
+        self.model_counts
     }
 
     /// The frame layout: v3 features, then extension outputs.
@@ -353,13 +380,9 @@ impl Engine {
         self.decisions.candles += 1;
 
         let mut signal = self.strategies.on_candle(&StrategyInput { candle, features: &self.frame, regime: reading });
-        if self.agents_mode == AgentsMode::Veto {
-            let consensus = self.agents.on_candle(candle, &self.frame);
-            let opposed =
-                matches!((signal.action, consensus.action), (Action::Buy, Action::Sell) | (Action::Sell, Action::Buy));
-            if opposed {
-                signal = Signal { action: Action::Hold, reason: "agents' consensus opposes the signal", ..signal };
-            }
+        let agents = (self.agents_mode != AgentsMode::Off).then(|| self.agents.on_candle(candle, &self.frame));
+        if signal.action != Action::Hold {
+            signal = self.decide(signal, agents);
         }
         let outcome = match signal.action.side() {
             None => {
@@ -405,6 +428,34 @@ impl Engine {
         observer.on_decision(&Decision { signal, outcome });
     }
 
+    /// A buy or sell: blended with the regime's model when it answers,
+    /// else the native rule (the agents' veto).
+    fn decide(&mut self, signal: Signal, agents: Option<crate::hooks::Consensus>) -> Signal {
+        let answer = self.models.predict(signal.regime, &self.frame);
+        match answer {
+            ModelAnswer::Up(p_up) => {
+                self.model_counts.informed += 1;
+                let blend = consensus::blend(&self.consensus, signal.action, p_up, agents);
+                if blend.act {
+                    return signal;
+                }
+                self.model_counts.held += 1;
+                return Signal {
+                    action: Action::Hold,
+                    reason: "model and agents' consensus below min_score",
+                    ..signal
+                };
+            }
+            ModelAnswer::Unavailable => self.model_counts.fallbacks += 1,
+            ModelAnswer::NoModel => self.model_counts.no_model += 1,
+        }
+        if consensus::vetoed(signal.action, agents) {
+            Signal { action: Action::Hold, reason: "agents' consensus opposes the signal", ..signal }
+        } else {
+            signal
+        }
+    }
+
     /// Ends the run: closes the last candle and any open position, and
     /// returns the report.
     pub fn finish(&mut self, observer: &mut impl EngineObserver) -> BacktestReport {
@@ -421,6 +472,7 @@ impl Engine {
             trades_seen: self.trades_seen,
             candles_per_session: self.candles_per_session,
             decisions: self.decisions,
+            models: self.model_counts,
             hold_reasons: self.hold_reasons.clone(),
             risk_refusals: self.risk.refusals(),
             final_trading_state: self.risk.state(),

@@ -7,6 +7,7 @@
 pub mod agents;
 pub mod broker;
 pub mod candles;
+pub mod consensus;
 pub mod engine;
 pub mod extensions;
 pub mod features;

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::broker::{ExitReason, RoundTrip};
+use crate::consensus::ModelCounts;
 use crate::ingest::IngestCounters;
 use crate::regime::Regime;
 use crate::risk::{RefusalCounts, TradingState};
@@ -85,6 +86,9 @@ pub struct BacktestReport {
     pub per_regime: Vec<RegimeStats>,
     pub exits: Vec<(ExitReason, u32)>,
     pub decisions: DecisionCounts,
+    /// How many buys and sells the regime models informed, and how many
+    /// fell back to the native rule.
+    pub models: ModelCounts,
     /// Why strategies held, most frequent first: the first question when a strategy does not trade.
     pub hold_reasons: Vec<(&'static str, u64)>,
     pub risk_refusals: RefusalCounts,
@@ -174,6 +178,7 @@ impl ReportBuilder {
             per_regime,
             exits,
             decisions: context.decisions,
+            models: context.models,
             hold_reasons: {
                 let mut reasons = context.hold_reasons;
                 reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
@@ -198,6 +203,7 @@ pub struct ReportContext {
     pub trades_seen: u64,
     pub candles_per_session: f64,
     pub decisions: DecisionCounts,
+    pub models: ModelCounts,
     pub hold_reasons: Vec<(&'static str, u64)>,
     pub risk_refusals: RefusalCounts,
     pub final_trading_state: TradingState,

@@ -12,6 +12,7 @@ use crate::abi::{WAgentSignal, WCandle, WDescription, WFeedback, WRegimeReading,
 use crate::error::PluginError;
 use crate::log::{LogPipe, LogSink};
 use crate::metrics::{FallbackReason, SlotMetrics};
+use crate::predict::PredictMeter;
 use crate::runtime::{HostState, LoadedInner, LoadedPlugin};
 
 pub(crate) type Floats = Arc<[f64]>;
@@ -110,7 +111,7 @@ fn message(e: &wasmtime::Error) -> String {
 }
 
 impl Live {
-    fn new(plugin: &LoadedInner, sink: &Arc<LogSink>) -> Result<Live, LiveError> {
+    fn new(plugin: &LoadedInner, sink: &Arc<LogSink>, predict: &Arc<PredictMeter>) -> Result<Live, LiveError> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(plugin.manifest.limits.memory_mib as usize * 1024 * 1024)
             .trap_on_grow_failure(true)
@@ -118,7 +119,13 @@ impl Live {
             .tables(64)
             .memories(16)
             .build();
-        let state = HostState { wasi: wasi(sink), table: ResourceTable::new(), limits, log: sink.clone() };
+        let state = HostState {
+            wasi: wasi(sink),
+            table: ResourceTable::new(),
+            limits,
+            log: sink.clone(),
+            predict: predict.clone(),
+        };
         let mut store = Store::new(&plugin.engine, state);
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
@@ -128,6 +135,7 @@ impl Live {
             let _ = store.set_fuel(u64::MAX / 4);
         }
         sink.new_call();
+        predict.new_call();
         let instance = plugin
             .pre
             .instantiate(&mut store)
@@ -167,6 +175,7 @@ impl Live {
             let _ = self.store.set_fuel(u64::MAX / 4);
         }
         self.store.data().log.new_call();
+        self.store.data().predict.new_call();
     }
 
     /// Instantiates once and calls `describe()`, for [`crate::PluginRuntime::load`].
@@ -174,7 +183,7 @@ impl Live {
         let name = plugin.manifest.name.clone();
         let deadline_ms = plugin.manifest.limits.lifecycle_deadline_ms;
         let sink = LogSink::new(&name);
-        let mut live = match Live::new(plugin, &sink) {
+        let mut live = match Live::new(plugin, &sink, &Arc::new(PredictMeter::default())) {
             Ok(l) => l,
             Err(LiveError::Contract { export, message }) => {
                 return Err(PluginError::Contract {
@@ -207,6 +216,8 @@ pub struct PluginInstance {
     live_error: Option<String>,
     last_error: Option<String>,
     sink: Arc<LogSink>,
+    /// Budget and counters of `predict` calls, across re-instantiations.
+    predict: Arc<PredictMeter>,
     metrics: Arc<SlotMetrics>,
     last_snapshot: Option<Arc<[u8]>>,
     ok_since_snapshot: u64,
@@ -250,6 +261,7 @@ impl PluginInstance {
             live_error: None,
             last_error: None,
             sink,
+            predict: Arc::new(PredictMeter::default()),
             metrics,
             last_snapshot: None,
             ok_since_snapshot: 0,
@@ -309,7 +321,7 @@ impl PluginInstance {
     /// good snapshot. A failing restore leaves a fresh instance (counted).
     fn create(&mut self, restore: bool) {
         let inner = self.plugin.inner.clone();
-        match Live::new(&inner, &self.sink) {
+        match Live::new(&inner, &self.sink, &self.predict) {
             Ok(mut live) => {
                 if restore && let Some(state) = self.last_snapshot.clone() {
                     live.lifecycle_deadline(&inner);
@@ -322,7 +334,7 @@ impl PluginInstance {
                         };
                         tracing::warn!(plugin = %self.plugin.name(), "restore() of the last snapshot failed after re-instantiation: {why}; continuing with a fresh instance");
                         self.metrics.restore_failed();
-                        match Live::new(&inner, &self.sink) {
+                        match Live::new(&inner, &self.sink, &self.predict) {
                             Ok(fresh) => live = fresh,
                             Err(_) => {
                                 self.live = None;
@@ -347,6 +359,7 @@ impl PluginInstance {
     fn account_log(&self) {
         let (lines, dropped) = self.sink.take_counts();
         self.metrics.log(lines, dropped);
+        self.metrics.predict(self.predict.take());
     }
 
     fn reinstantiate(&mut self) {
@@ -372,6 +385,7 @@ impl PluginInstance {
             let _ = live.store.set_fuel(self.fuel);
         }
         self.sink.new_call();
+        self.predict.new_call();
         let t0 = Instant::now();
         let result = f(&mut live.store, &live.funcs, self.inputs.clone());
         self.last_call_ns = t0.elapsed().as_nanos() as u64;

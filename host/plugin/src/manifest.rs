@@ -64,11 +64,22 @@ pub struct Limits {
     /// Budget of lifecycle calls (instantiation, describe, snapshot,
     /// restore), in ms. They run at load and on re-instantiation.
     pub lifecycle_deadline_ms: u64,
+    /// `predict` calls allowed per event call (with the capability).
+    pub predict_calls: u32,
+    /// Values allowed in one `predict` call's inputs.
+    pub predict_inputs: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { deadline_us: 500, memory_mib: 32, fuel: 0, lifecycle_deadline_ms: 100 }
+        Self {
+            deadline_us: 500,
+            memory_mib: 32,
+            fuel: 0,
+            lifecycle_deadline_ms: 100,
+            predict_calls: 4,
+            predict_inputs: 256,
+        }
     }
 }
 
@@ -127,6 +138,15 @@ impl Manifest {
                 l.lifecycle_deadline_ms
             )));
         }
+        if l.predict_calls > 1000 {
+            return Err(err(format!(
+                "key `limits.predict_calls` = {}: use 0..=1000 (calls per event)",
+                l.predict_calls
+            )));
+        }
+        if l.predict_inputs == 0 || l.predict_inputs > 65_536 {
+            return Err(err(format!("key `limits.predict_inputs` = {}: use 1..=65536", l.predict_inputs)));
+        }
         Ok(manifest)
     }
 }
@@ -155,6 +175,7 @@ crate = "trend"
         assert_eq!(m.world, World::RegimeStrategy);
         assert!(m.capabilities.log && !m.capabilities.history && !m.capabilities.predict);
         assert_eq!(m.limits.fuel, 0);
+        assert_eq!((m.limits.predict_calls, m.limits.predict_inputs), (4, 256), "defaults");
     }
 
     #[test]

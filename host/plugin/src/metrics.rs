@@ -69,6 +69,9 @@ pub struct SlotMetrics {
     circuit_open: AtomicBool,
     log_lines: AtomicU64,
     log_lines_dropped: AtomicU64,
+    predict_calls: AtomicU64,
+    predict_refused: AtomicU64,
+    predict_errors: AtomicU64,
     /// Plugin call latency, bucket i holds [2^i, 2^(i+1)) ns.
     latency: [AtomicU64; BUCKETS],
 }
@@ -88,6 +91,9 @@ impl SlotMetrics {
             circuit_open: AtomicBool::new(false),
             log_lines: AtomicU64::new(0),
             log_lines_dropped: AtomicU64::new(0),
+            predict_calls: AtomicU64::new(0),
+            predict_refused: AtomicU64::new(0),
+            predict_errors: AtomicU64::new(0),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -144,6 +150,16 @@ impl SlotMetrics {
         }
     }
 
+    pub(crate) fn predict(&self, (calls, refused, errors): (u64, u64, u64)) {
+        for (counter, n) in
+            [(&self.predict_calls, calls), (&self.predict_refused, refused), (&self.predict_errors, errors)]
+        {
+            if n > 0 {
+                counter.fetch_add(n, Relaxed);
+            }
+        }
+    }
+
     pub(crate) fn latency_ns(&self, ns: u64) {
         let b = (63 - ns.max(1).leading_zeros()) as usize;
         self.latency[b.min(BUCKETS - 1)].fetch_add(1, Relaxed);
@@ -195,6 +211,11 @@ impl SlotMetrics {
             circuit_open: self.circuit_open.load(Relaxed),
             log_lines: self.log_lines.load(Relaxed),
             log_lines_dropped: self.log_lines_dropped.load(Relaxed),
+            predict: PredictStats {
+                calls: self.predict_calls.load(Relaxed),
+                refused: self.predict_refused.load(Relaxed),
+                errors: self.predict_errors.load(Relaxed),
+            },
             latency: Latency { count, p50_ns: quantile(0.5), p99_ns: quantile(0.99), log2_buckets: buckets },
         }
     }
@@ -234,6 +255,17 @@ pub struct Latency {
     pub log2_buckets: Vec<u64>,
 }
 
+/// The slot's plugins' `predict` calls.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PredictStats {
+    /// Answered by a model.
+    pub calls: u64,
+    /// Refused by a limit of the manifest (calls per event, inputs per call).
+    pub refused: u64,
+    /// Failed in the host: unknown model, wrong input count, no runtime.
+    pub errors: u64,
+}
+
 /// A point-in-time copy of a slot's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SlotStats {
@@ -252,6 +284,8 @@ pub struct SlotStats {
     pub circuit_open: bool,
     pub log_lines: u64,
     pub log_lines_dropped: u64,
+    #[serde(default)]
+    pub predict: PredictStats,
     pub latency: Latency,
 }
 

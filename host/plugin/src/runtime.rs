@@ -16,6 +16,7 @@ use crate::error::PluginError;
 use crate::instance::Live;
 use crate::log::LogSink;
 use crate::manifest::{Manifest, World};
+use crate::predict::{ModelHost, PredictMeter};
 
 /// The WIT package version this host implements.
 pub const HOST_WIT_VERSION: WitVersion = WitVersion { major: 0, minor: 1, patch: 0 };
@@ -132,6 +133,8 @@ pub struct PluginRuntime {
     ticker: Arc<Ticker>,
     /// Shared by clones, so their loads add up in one [`CacheStats`].
     cache: Option<Arc<ComponentCache>>,
+    /// What plugins granted `predict` reach; `None`: every call is an error.
+    models: Option<Arc<dyn ModelHost>>,
 }
 
 fn engine(fuel: bool) -> Result<Engine, PluginError> {
@@ -150,6 +153,7 @@ pub(crate) struct HostState {
     pub(crate) table: ResourceTable,
     pub(crate) limits: StoreLimits,
     pub(crate) log: Arc<LogSink>,
+    pub(crate) predict: Arc<PredictMeter>,
 }
 
 impl WasiView for HostState {
@@ -285,7 +289,14 @@ impl PluginRuntime {
         let engine = engine(false)?;
         let fuel_engine = engine_with_fuel()?;
         let ticker = Arc::new(Ticker::start(vec![engine.clone(), fuel_engine.clone()], options.epoch_tick)?);
-        Ok(PluginRuntime { engine, fuel_engine, ticker, cache })
+        Ok(PluginRuntime { engine, fuel_engine, ticker, cache, models: None })
+    }
+
+    /// Plugins granted `predict` loaded from now on run their models on
+    /// `models` (plugins loaded before keep what they had).
+    pub fn with_models(mut self, models: Arc<dyn ModelHost>) -> Self {
+        self.models = Some(models);
+        self
     }
 
     /// Default options plus a compiled-component cache in `dir` (created if
@@ -487,16 +498,17 @@ impl PluginRuntime {
                     )
                     .map_err(link_err)?;
                 }
-                "predict" if caps.predict => inst
-                    .func_wrap(
+                "predict" if caps.predict => {
+                    let models = self.models.clone();
+                    let limits = manifest.limits;
+                    inst.func_wrap(
                         "predict",
-                        |_: wasmtime::StoreContextMut<'_, HostState>, (model, _inputs): (String, Vec<f64>)| {
-                            Ok((Err::<Vec<f64>, String>(format!(
-                                "model `{model}` is not loaded: the host has no models yet"
-                            )),))
+                        move |store: wasmtime::StoreContextMut<'_, HostState>, (model, inputs): (String, Vec<f64>)| {
+                            Ok((store.data().predict.call(models.as_deref(), &limits, &model, &inputs),))
                         },
                     )
-                    .map_err(link_err)?,
+                    .map_err(link_err)?
+                }
                 "predict" => {
                     let d = denied("predict");
                     inst.func_wrap(

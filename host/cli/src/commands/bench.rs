@@ -171,5 +171,6 @@ pub fn run(args: BenchArgs, config: Config) -> Result<()> {
         "  the run: {} round trips, {} candles, PnL {:.2} BRL (the engine did real work)",
         report.totals.trades, report.decisions.candles, report.totals.pnl_brl
     );
+    super::bench_ml::run(&config, &trades)?;
     super::bench_plugins::run(&args.plugins, &config, &trades, &candles)
 }

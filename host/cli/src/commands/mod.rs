@@ -1,4 +1,5 @@
 pub mod bench;
+mod bench_ml;
 mod bench_plugins;
 pub mod generate;
 pub mod plugins;

@@ -10,7 +10,10 @@ use crate::frames::FrameWriter;
 use crate::pipeline::{ReplayOutcome, replay_csv};
 use crate::render;
 use crate::slots::build_engine;
+use tickhost_ml::MlStatus;
 use tickhost_plugin::SlotStats;
+
+use crate::ml::MlRun;
 
 #[derive(Args, Debug)]
 pub struct SourceArgs {
@@ -122,6 +125,36 @@ pub(crate) fn print_plugin_stats(stats: &[SlotStats]) {
     }
 }
 
+/// What the models did: where the runtime came from and each model's
+/// inference latency, or why the native rule stood in for them.
+pub(crate) fn print_ml(ml: &MlRun) {
+    match &ml.setup.status {
+        MlStatus::Disabled => println!("  ML:         off (ENHANCED_ML_ENABLED=false): the native rule decides"),
+        MlStatus::Fallback { reason } => println!("  ML:         FALLBACK, the native rule decides: {reason}"),
+        MlStatus::Active { runtime, problems } => {
+            let models: Vec<String> = ml
+                .stats()
+                .iter()
+                .map(|s| format!("{} {} runs (p50 {} / p99 {} µs)", s.model, s.calls, us(s.p50_ns), us(s.p99_ns)))
+                .collect();
+            println!(
+                "  ML:         ONNX Runtime {} ({}); {}",
+                runtime.version,
+                runtime.located.source,
+                if models.is_empty() { "no model loaded".to_string() } else { models.join(", ") }
+            );
+            for p in problems {
+                println!("  ML:         FALLBACK for a model: {p}");
+            }
+        }
+    }
+}
+
+/// Bucket edges in ns to µs, rounded up (they are upper bounds).
+fn us(ns: u64) -> u64 {
+    ns.div_ceil(1000)
+}
+
 pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
     args.source.apply(&mut config);
     let show = !args.source.quiet;
@@ -166,6 +199,7 @@ pub fn backtest(args: BacktestArgs, mut config: Config) -> Result<()> {
     std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     let mut json = serde_json::to_value(report).context("report does not serialise")?;
     json["plugin_slots"] = serde_json::to_value(&plugin_stats).context("plugin stats do not serialise")?;
+    json["ml"] = setup.ml.json();
     let json = serde_json::to_string_pretty(&json).context("report does not serialise")?;
     let json_path = out_dir.join("report.json");
     std::fs::write(&json_path, &json).with_context(|| format!("cannot write {}", json_path.display()))?;
@@ -176,6 +210,7 @@ pub fn backtest(args: BacktestArgs, mut config: Config) -> Result<()> {
         println!("{json}");
     } else {
         print!("{}", render::table(report, offset));
+        print_ml(&setup.ml);
         print_plugin_stats(&plugin_stats);
         println!("\n  report: {}\n  plot:   {}", json_path.display(), svg_path.display());
     }

@@ -1,0 +1,1 @@
+//! Time-travel features (see domain.md).

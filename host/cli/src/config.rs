@@ -20,6 +20,9 @@ const SEED_SWITCHES: &[(&str, &[&str])] = &[
     ("LOG_LEVEL", &["log", "level"]),
     ("FALLBACK_ON_ERROR", &["plugins", "fallback_on_error"]),
     ("FORCE_FAST_MODE", &["plugins", "force_fast_mode"]),
+    ("VALKEY_ENABLED", &["store", "enabled"]),
+    ("TIME_TRAVEL_ENABLED", &["store", "time_travel", "enabled"]),
+    ("TIME_TRAVEL_PERCENTAGE", &["store", "time_travel", "percentage"]),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +33,7 @@ pub struct Config {
     pub source: SourceConfig,
     pub log: LogConfig,
     pub admin: AdminConfig,
+    pub store: tickhost_store::StoreConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -224,6 +228,28 @@ mod tests {
         assert_eq!(c.engine.strategy.trend.thresholds.direction, 0.9);
         assert_eq!(c.log.level, "debug");
         assert!(c.plugins.force_fast_mode);
+    }
+
+    #[test]
+    fn seed_switches_turn_storage_and_time_travel_on_and_off() {
+        let c = Config::load_with_env(None, env(&[])).expect("defaults");
+        assert_eq!(c.store.effective_backend(), tickhost_store::Backend::Embedded);
+        let c = Config::load_with_env(
+            None,
+            env(&[("VALKEY_ENABLED", "false"), ("TIME_TRAVEL_ENABLED", "true"), ("TIME_TRAVEL_PERCENTAGE", "0.5")]),
+        )
+        .expect("switches");
+        assert_eq!(c.store.effective_backend(), tickhost_store::Backend::Off);
+        assert!(c.store.time_travel.enabled);
+        assert_eq!(c.store.time_travel.percentage, 0.5);
+    }
+
+    #[test]
+    fn a_password_in_the_store_url_never_shows_in_debug_output() {
+        let c = Config::load_with_env(None, env(&[("TICKHOST__STORE__URL", "redis://app:pa55w0rd@127.0.0.1:6379")]))
+            .expect("url");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("pa55w0rd") && shown.contains("app:<redacted>@"), "{shown}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub mod config;
 pub mod embedded;
 pub mod journal;
 pub mod keys;
@@ -26,6 +27,7 @@ pub mod timetravel;
 pub mod valkey;
 pub mod writer;
 
+pub use config::{Backend, StoreConfig, TimeTravelConfig};
 pub use embedded::EmbeddedStore;
 pub use valkey::{ValkeyConfig, ValkeyStore};
 

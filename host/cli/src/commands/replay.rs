@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tickhost_core::engine::NoObserver;
+use tickhost_store::keys::TickStream;
 
 use crate::OnBadRowArg;
 use crate::config::{Config, OnBadRow};
@@ -10,6 +10,7 @@ use crate::frames::FrameWriter;
 use crate::pipeline::{ReplayOutcome, replay_csv};
 use crate::render;
 use crate::slots::build_engine;
+use crate::storage::{self, StoreRun};
 use tickhost_plugin::SlotStats;
 
 #[derive(Args, Debug)]
@@ -126,16 +127,19 @@ pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
     args.source.apply(&mut config);
     let show = !args.source.quiet;
     let mut setup = build_engine(&config)?;
+    let mut store = StoreRun::start(&config, setup.engine.schema(), TickStream::Historical);
     let outcome = match &args.features_out {
         Some(path) => {
             let mut frames = FrameWriter::create(path, setup.engine.schema().names())?;
-            let outcome = replay_csv(&args.source.csv, &config, &mut setup.engine, &mut frames, show)?;
+            let mut both = storage::with(&mut frames, &mut store);
+            let outcome = replay_csv(&args.source.csv, &config, &mut setup.engine, &mut both, show)?;
             let rows = frames.finish()?;
             eprintln!("wrote {rows} feature frames to {}", path.display());
             outcome
         }
-        None => replay_csv(&args.source.csv, &config, &mut setup.engine, &mut NoObserver, show)?,
+        None => replay_csv(&args.source.csv, &config, &mut setup.engine, store.observer(), show)?,
     };
+    store.finish();
     print_source_summary(&outcome, &args.source.csv);
     let i = &outcome.report.ingest;
     println!(
@@ -154,7 +158,9 @@ pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
 pub fn backtest(args: BacktestArgs, mut config: Config) -> Result<()> {
     args.source.apply(&mut config);
     let mut setup = build_engine(&config)?;
-    let outcome = replay_csv(&args.source.csv, &config, &mut setup.engine, &mut NoObserver, !args.source.quiet)?;
+    let mut store = StoreRun::start(&config, setup.engine.schema(), TickStream::Historical);
+    let outcome = replay_csv(&args.source.csv, &config, &mut setup.engine, store.observer(), !args.source.quiet)?;
+    store.finish();
     print_source_summary(&outcome, &args.source.csv);
     let report = &outcome.report;
     let plugin_stats = setup.plugin_stats();

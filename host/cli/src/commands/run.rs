@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tickhost_core::engine::NoObserver;
+use tickhost_store::keys::TickStream;
 use tickhost_plugin::PluginManager;
 
 use super::replay::{SourceArgs, print_plugin_stats, print_source_summary};
@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::pipeline::{Feed, replay_csv_fed};
 use crate::render;
 use crate::slots::build_live_engine;
+use crate::storage::StoreRun;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -59,10 +60,16 @@ pub fn run(args: RunArgs, mut config: Config) -> Result<()> {
     };
     let admin = AdminServer::start(&config.admin, manager)?;
     eprintln!("{}", admin.banner());
+    // A live session: ticks go to ticks:<SYM>:realtime.
+    let mut store = StoreRun::start(&config, setup.engine.schema(), TickStream::Realtime);
+    if let Some(status) = store.status() {
+        admin.attach_store(status);
+    }
 
     let feed = Feed { pace: args.pace, cancel: Some(admin.shutdown_flag()) };
     let outcome =
-        replay_csv_fed(&args.source.csv, &config, &mut setup.engine, &mut NoObserver, !args.source.quiet, &feed);
+        replay_csv_fed(&args.source.csv, &config, &mut setup.engine, store.observer(), !args.source.quiet, &feed);
+    store.finish();
     admin.feed_ended();
     let outcome = match outcome {
         Ok(o) => o,

@@ -26,6 +26,8 @@ pub struct EngineSetup {
     runtime: Option<PluginRuntime>,
     metrics: Vec<Arc<SlotMetrics>>,
     controls: Vec<Arc<SlotControl>>,
+    /// The time-travel worker (TIME_TRAVEL_ENABLED) and its counters.
+    pub time_travel: Option<crate::storage::TimeTravelRun>,
 }
 
 impl EngineSetup {
@@ -83,9 +85,21 @@ pub fn build_live_engine(config: &Config) -> Result<EngineSetup> {
 }
 
 fn build(config: &Config, live: bool) -> Result<EngineSetup> {
+    let (time_travel, tt_features) = crate::storage::time_travel(config)?;
     if !live && !uses_plugins(config) {
-        let engine = Engine::new(&config.engine).context("invalid engine configuration")?;
-        return Ok(EngineSetup { engine, runtime: None, metrics: Vec::new(), controls: Vec::new() });
+        let engine = match tt_features {
+            None => Engine::new(&config.engine),
+            Some(tt) => Engine::with_hooks(
+                &config.engine,
+                Hooks {
+                    extensions: Box::new(tt),
+                    strategies: Box::new(RegimeStrategies::new(&config.engine.strategy)),
+                    agents: Box::new(NativeAgents::new(&config.engine.agents)),
+                },
+            ),
+        }
+        .context("invalid engine configuration")?;
+        return Ok(EngineSetup { engine, runtime: None, metrics: Vec::new(), controls: Vec::new(), time_travel });
     }
     let runtime = plugin_runtime(config)?;
     let load = |manifest: &Path| -> Result<LoadedPlugin> {
@@ -125,6 +139,7 @@ fn build(config: &Config, live: bool) -> Result<EngineSetup> {
         controls.extend(slots.controls());
         Box::new(slots)
     };
+    let extensions = crate::storage::chain(extensions, tt_features);
     let mut schema = FeatureSchema::v3();
     schema.extend(&extensions.output_names()).context("feature extensions disagree on output names")?;
 
@@ -179,5 +194,5 @@ fn build(config: &Config, live: bool) -> Result<EngineSetup> {
 
     let engine = Engine::with_hooks(&config.engine, Hooks { extensions, strategies, agents })
         .context("invalid engine configuration")?;
-    Ok(EngineSetup { engine, runtime: Some(runtime), metrics, controls })
+    Ok(EngineSetup { engine, runtime: Some(runtime), metrics, controls, time_travel })
 }

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tickhost_core::engine::EngineObserver;
-use tickhost_core::hooks::FeatureSchema;
+use tickhost_core::hooks::{FeatureExtensions, FeatureSchema};
+use tickhost_core::market::{Candle, Trade};
 use tickhost_core::outbox::Outbox;
 use tickhost_store::keys::TickStream;
+use tickhost_store::timetravel::{self, TimeTravelCounters, TimeTravelFeatures, TimeTravelSettings, TimeTravelWorker};
 use tickhost_store::writer::{StoreStatus, StoreWriter, WriterConfig, WriterReport};
 
 use crate::config::Config;
@@ -94,4 +96,84 @@ impl StoreRun {
 /// Both observers get everything, `a` first.
 pub fn with<'a, A: EngineObserver>(a: &'a mut A, store: &'a mut StoreRun) -> (&'a mut A, &'a mut Outbox) {
     (a, store.observer())
+}
+
+/// The time-travel worker of a run (stopped on drop) and its counters.
+#[derive(Debug)]
+pub struct TimeTravelRun {
+    _worker: TimeTravelWorker,
+    pub counters: Arc<TimeTravelCounters>,
+}
+
+impl TimeTravelRun {
+    pub fn summary(&self) -> String {
+        let c = self.counters.snapshot();
+        format!(
+            "time travel: {} candles with history, {} fell back to neutral (history not there), {} not picked (TIME_TRAVEL_PERCENTAGE), {} history queries",
+            c.enhanced_calls, c.fallback_count, c.original_calls, c.time_travel_queries
+        )
+    }
+}
+
+/// The time-travel extension and its worker when `[store.time_travel]` is
+/// enabled. With storage off the features are still there (the frame
+/// layout does not depend on the store) and fall back to neutral.
+pub fn time_travel(config: &Config) -> anyhow::Result<(Option<TimeTravelRun>, Option<TimeTravelFeatures>)> {
+    let tt = &config.store.time_travel;
+    if !tt.enabled {
+        return Ok((None, None));
+    }
+    if !(0.0..=1.0).contains(&tt.percentage) {
+        anyhow::bail!("store.time_travel.percentage (TIME_TRAVEL_PERCENTAGE) = {} is not in 0..=1", tt.percentage);
+    }
+    let reader = match config.store.open_reader() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("time travel: {e}; history features fall back to neutral");
+            None
+        }
+    };
+    let settings = TimeTravelSettings {
+        percentage: tt.percentage,
+        lookback_days: tt.lookback_days,
+        window_minutes: tt.window_minutes,
+        bar_ms: i64::from(config.engine.bar_seconds) * 1000,
+    };
+    let (features, worker, counters) =
+        timetravel::start(settings, reader).map_err(|e| anyhow::anyhow!("cannot start the time-travel thread: {e}"))?;
+    Ok((Some(TimeTravelRun { _worker: worker, counters }), Some(features)))
+}
+
+/// Other extensions, then the time-travel outputs.
+#[derive(Debug)]
+struct Chained {
+    first: Box<dyn FeatureExtensions>,
+    first_len: usize,
+    tt: TimeTravelFeatures,
+}
+
+impl FeatureExtensions for Chained {
+    fn output_names(&self) -> Vec<String> {
+        let mut names = self.first.output_names();
+        names.extend(self.tt.output_names());
+        names
+    }
+    fn on_trade(&mut self, trade: &Trade, frame: &[f64]) {
+        self.first.on_trade(trade, frame);
+    }
+    fn on_candle(&mut self, candle: &Candle, v3: &[f64], out: &mut [f64]) {
+        let (a, b) = out.split_at_mut(self.first_len.min(out.len()));
+        self.first.on_candle(candle, v3, a);
+        self.tt.on_candle(candle, v3, b);
+    }
+}
+
+pub fn chain(first: Box<dyn FeatureExtensions>, tt: Option<TimeTravelFeatures>) -> Box<dyn FeatureExtensions> {
+    match tt {
+        None => first,
+        Some(tt) => {
+            let first_len = first.output_names().len();
+            Box::new(Chained { first, first_len, tt })
+        }
+    }
 }

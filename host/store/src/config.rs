@@ -92,6 +92,17 @@ impl StoreConfig {
         c.with_env_credentials(|k| std::env::var(k).ok())
     }
 
+    /// A second handle for readers (time travel) beside the writer's: a
+    /// Valkey client of its own, or a read-only snapshot of the embedded file.
+    pub fn open_reader(&self) -> Result<Option<Box<dyn Store>>, StoreError> {
+        Ok(match self.effective_backend() {
+            Backend::Off => None,
+            Backend::Embedded if !self.embedded_path.exists() => None,
+            Backend::Embedded => Some(Box::new(EmbeddedStore::open_snapshot(&self.embedded_path)?)),
+            Backend::Valkey => Some(Box::new(ValkeyStore::new(self.valkey())?)),
+        })
+    }
+
     /// Opens the configured backend; `None` when storage is off. Valkey is
     /// not contacted here (the writer connects, and retries while it is down).
     pub fn open(&self) -> Result<Option<Box<dyn Store>>, StoreError> {

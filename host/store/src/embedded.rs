@@ -136,7 +136,8 @@ impl Data {
 
 pub struct EmbeddedStore {
     path: PathBuf,
-    file: BufWriter<File>,
+    /// `None`: a read-only snapshot ([`EmbeddedStore::open_snapshot`]).
+    file: Option<BufWriter<File>>,
     data: Data,
 }
 
@@ -159,6 +160,16 @@ impl EmbeddedStore {
     /// line (a crash mid-write) is dropped; any other bad line is an error
     /// naming the line.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_mode(path, true)
+    }
+
+    /// The data in the file now, read-only and without taking the lock: for
+    /// a reader (time travel) beside the writer that owns the file.
+    pub fn open_snapshot(path: &Path) -> Result<Self, StoreError> {
+        Self::open_mode(path, false)
+    }
+
+    fn open_mode(path: &Path, write: bool) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io("cannot create the store directory", dir))?;
         }
@@ -191,6 +202,9 @@ impl EmbeddedStore {
                 }
             }
         }
+        if !write {
+            return Ok(Self { path: path.to_path_buf(), file: None, data });
+        }
         let file = OpenOptions::new().create(true).append(true).open(path).map_err(io("cannot open", path))?;
         // One process at a time: two appending to one file would interleave lines.
         if file.try_lock().is_err() {
@@ -199,7 +213,7 @@ impl EmbeddedStore {
                 path.display()
             )));
         }
-        let mut store = Self { path: path.to_path_buf(), file: BufWriter::new(file), data };
+        let mut store = Self { path: path.to_path_buf(), file: Some(BufWriter::new(file)), data };
         if lines_read > 2 * store.data.live_records() + 10_000 {
             store.compact()?;
         }
@@ -227,13 +241,16 @@ impl EmbeddedStore {
         let file = OpenOptions::new().append(true).open(&self.path).map_err(io("cannot open", &self.path))?;
         // The lock was on the replaced file; take it on the new one.
         let _ = file.try_lock();
-        self.file = BufWriter::new(file);
+        self.file = Some(BufWriter::new(file));
         Ok(())
     }
 
     fn log(&mut self, r: &Record) -> Result<(), StoreError> {
-        serde_json::to_writer(&mut self.file, r).map_err(|e| StoreError::Protocol(e.to_string()))?;
-        self.file.write_all(b"\n").map_err(io("cannot write the store file", &self.path))
+        let Some(file) = self.file.as_mut() else {
+            return Err(StoreError::Config(format!("{} was opened read-only", self.path.display())));
+        };
+        serde_json::to_writer(&mut *file, r).map_err(|e| StoreError::Protocol(e.to_string()))?;
+        file.write_all(b"\n").map_err(io("cannot write the store file", &self.path))
     }
 
     fn record(&mut self, r: Record) -> Result<bool, StoreError> {
@@ -369,6 +386,9 @@ impl Store for EmbeddedStore {
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {
-        self.file.flush().map_err(io("cannot write the store file", &self.path))
+        match self.file.as_mut() {
+            Some(f) => f.flush().map_err(io("cannot write the store file", &self.path)),
+            None => Ok(()),
+        }
     }
 }

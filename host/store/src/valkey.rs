@@ -203,6 +203,24 @@ impl ValkeyStore {
         &self.config
     }
 
+    /// A plain connection for [`crate::raw`] range reads (standalone, no TLS).
+    pub fn raw_connection(&self) -> Result<crate::raw::RawConnection, StoreError> {
+        if self.config.cluster || self.config.tls {
+            return Err(StoreError::Config("raw range reads are for a standalone server without TLS".into()));
+        }
+        let info = self.config.connection_info(&self.config.urls[0])?;
+        let redis::ConnectionAddr::Tcp(host, port) = info.addr() else {
+            return Err(StoreError::Config("raw range reads need a TCP address".into()));
+        };
+        crate::raw::RawConnection::connect(
+            host,
+            *port,
+            self.config.username.as_deref(),
+            self.config.password.as_deref(),
+            self.config.response_timeout,
+        )
+    }
+
     fn ensure(&mut self) -> Result<(), StoreError> {
         if self.conn.is_some() {
             return Ok(());

@@ -358,3 +358,35 @@ fn time_travel_features_come_from_previous_days_without_blocking_and_fall_back_w
     let s = counters.snapshot();
     assert_eq!((s.original_calls, s.fallback_count), (50, 0));
 }
+
+#[test]
+fn the_raw_range_decoder_reads_what_the_generic_client_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(dir.path(), &["--requirepass", "pw"]).expect("valkey-server");
+    let mut cfg = ValkeyConfig::new(server.url());
+    cfg.password = Some("pw".into());
+    let (report, _) = run_with_writer(
+        &session(12),
+        Box::new(ValkeyStore::new(cfg.clone()).expect("c")),
+        writer_config(dir.path()),
+        1 << 20,
+        |_| {},
+    );
+    let mut store = ValkeyStore::new(cfg).expect("client");
+    let key = keys::ticks("WDOFUT", TickStream::Historical);
+    let generic = all_entries(&mut store, &key);
+    assert_eq!(generic.len() as u64, report.ingest.accepted + report.ingest.edits);
+    let mut raw = store.raw_connection().expect("raw");
+    let mut page = tickhost_store::raw::RawEntries::default();
+    // Replies far larger than one socket read, split at arbitrary places.
+    raw.range(&key, StreamId::MIN, StreamId::MAX, generic.len(), &mut page).expect("raw range");
+    assert_eq!(page.len(), generic.len());
+    for (i, e) in generic.iter().enumerate() {
+        assert_eq!(page.id(i), e.id);
+        let fields: Vec<(String, String)> = page
+            .fields(i)
+            .map(|(k, v)| (String::from_utf8(k.to_vec()).expect("k"), String::from_utf8(v.to_vec()).expect("v")))
+            .collect();
+        assert_eq!(fields, e.fields);
+    }
+}

@@ -12,7 +12,7 @@ use tickhost_core::market::{Candle, Trade};
 use tickhost_core::outbox::Outbox;
 use tickhost_store::keys::TickStream;
 use tickhost_store::timetravel::{self, TimeTravelCounters, TimeTravelFeatures, TimeTravelSettings, TimeTravelWorker};
-use tickhost_store::writer::{StoreStatus, StoreWriter, WriterConfig, WriterReport};
+use tickhost_store::writer::{Backpressure, StoreStatus, StoreWriter, WriterConfig, WriterReport};
 
 use crate::config::Config;
 
@@ -21,6 +21,7 @@ use crate::config::Config;
 pub struct StoreRun {
     outbox: Outbox,
     writer: Option<StoreWriter>,
+    lane_capacity: usize,
 }
 
 impl StoreRun {
@@ -31,10 +32,10 @@ impl StoreRun {
         let sc = &config.store;
         let store = match sc.open() {
             Ok(Some(store)) => store,
-            Ok(None) => return Self { outbox, writer: None },
+            Ok(None) => return Self { outbox, writer: None, lane_capacity: 0 },
             Err(e) => {
                 eprintln!("store: {e}; this run goes on without storage");
-                return Self { outbox, writer: None };
+                return Self { outbox, writer: None, lane_capacity: 0 };
             }
         };
         let mut wc = WriterConfig::new(sc.journal_dir.clone());
@@ -49,10 +50,10 @@ impl StoreRun {
         wc.feature_names = schema.names().iter().map(|s| s.to_string()).collect();
         let lane = outbox.add_lane("store", sc.lane_capacity, schema.len());
         match StoreWriter::spawn(lane, store, wc) {
-            Ok(writer) => Self { outbox, writer: Some(writer) },
+            Ok(writer) => Self { outbox, writer: Some(writer), lane_capacity: sc.lane_capacity },
             Err(e) => {
                 eprintln!("store: {e}; this run goes on without storage");
-                Self { outbox: Outbox::new(), writer: None }
+                Self { outbox: Outbox::new(), writer: None, lane_capacity: 0 }
             }
         }
     }
@@ -60,6 +61,14 @@ impl StoreRun {
     /// What the engine reports to.
     pub fn observer(&mut self) -> &mut Outbox {
         &mut self.outbox
+    }
+
+    /// For replays: hold the feed while the store lane is a quarter full, so
+    /// a replay faster than the store writes everything instead of dropping.
+    pub fn backpressure(&self) -> Option<Backpressure> {
+        let writer = self.writer.as_ref()?;
+        let (_, counters) = self.outbox.lanes().next()?;
+        Some(Backpressure::new(Arc::clone(counters), Arc::clone(writer.status()), self.lane_capacity / 4))
     }
 
     pub fn status(&self) -> Option<Arc<StoreStatus>> {

@@ -85,8 +85,34 @@ pub struct StoreStatus {
     journal_dropped: AtomicU64,
     lane_backlog: AtomicU64,
     lane_dropped: AtomicU64,
+    /// Records taken from the lane so far (for [`Backpressure`]).
+    popped: AtomicU64,
     outages: AtomicU64,
     last_error: Mutex<String>,
+}
+
+/// For a replay, where the source can wait and nothing should be dropped:
+/// the feed thread (never the engine) holds back while the store lane is
+/// more than `limit` records behind. A live feed does not use it: the
+/// market does not wait, and a full lane drops and counts.
+#[derive(Clone, Debug)]
+pub struct Backpressure {
+    pushed: Arc<tickhost_core::outbox::LaneCounters>,
+    status: Arc<StoreStatus>,
+    limit: u64,
+}
+
+impl Backpressure {
+    pub fn new(pushed: Arc<tickhost_core::outbox::LaneCounters>, status: Arc<StoreStatus>, limit: usize) -> Self {
+        Self { pushed, status, limit: limit as u64 }
+    }
+
+    /// The lane is too far behind: wait before handing the engine more.
+    pub fn should_wait(&self) -> bool {
+        let popped = self.status.popped.load(Ordering::Relaxed);
+        let done = self.status.state.load(Ordering::Relaxed) == STATE_DONE;
+        !done && self.pushed.pushed().saturating_sub(popped) > self.limit
+    }
 }
 
 /// A copy of [`StoreStatus`] at one moment.
@@ -405,6 +431,7 @@ impl Worker {
             self.conv.push(&rec, &self.frame, out);
             n += 1;
         }
+        self.status.popped.fetch_add(n as u64, Ordering::Relaxed);
         n
     }
 

@@ -1,5 +1,6 @@
 pub mod bench;
 mod bench_plugins;
+mod bench_store;
 pub mod generate;
 pub mod plugins;
 pub mod query;

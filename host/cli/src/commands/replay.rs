@@ -7,7 +7,7 @@ use tickhost_store::keys::TickStream;
 use crate::OnBadRowArg;
 use crate::config::{Config, OnBadRow};
 use crate::frames::FrameWriter;
-use crate::pipeline::{ReplayOutcome, replay_csv};
+use crate::pipeline::{Feed, ReplayOutcome, replay_csv_fed};
 use crate::render;
 use crate::slots::build_engine;
 use crate::storage::{self, StoreRun};
@@ -131,13 +131,17 @@ pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
     let outcome = match &args.features_out {
         Some(path) => {
             let mut frames = FrameWriter::create(path, setup.engine.schema().names())?;
+            let feed = Feed { hold: store.backpressure(), ..Feed::default() };
             let mut both = storage::with(&mut frames, &mut store);
-            let outcome = replay_csv(&args.source.csv, &config, &mut setup.engine, &mut both, show)?;
+            let outcome = replay_csv_fed(&args.source.csv, &config, &mut setup.engine, &mut both, show, &feed)?;
             let rows = frames.finish()?;
             eprintln!("wrote {rows} feature frames to {}", path.display());
             outcome
         }
-        None => replay_csv(&args.source.csv, &config, &mut setup.engine, store.observer(), show)?,
+        None => {
+            let feed = Feed { hold: store.backpressure(), ..Feed::default() };
+            replay_csv_fed(&args.source.csv, &config, &mut setup.engine, store.observer(), show, &feed)?
+        }
     };
     store.finish();
     if let Some(tt) = &setup.time_travel {
@@ -162,7 +166,9 @@ pub fn backtest(args: BacktestArgs, mut config: Config) -> Result<()> {
     args.source.apply(&mut config);
     let mut setup = build_engine(&config)?;
     let mut store = StoreRun::start(&config, setup.engine.schema(), TickStream::Historical);
-    let outcome = replay_csv(&args.source.csv, &config, &mut setup.engine, store.observer(), !args.source.quiet)?;
+    let feed = Feed { hold: store.backpressure(), ..Feed::default() };
+    let outcome =
+        replay_csv_fed(&args.source.csv, &config, &mut setup.engine, store.observer(), !args.source.quiet, &feed)?;
     store.finish();
     if let Some(tt) = &setup.time_travel {
         eprintln!("{}", tt.summary());

@@ -5,8 +5,8 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tickhost_store::keys::TickStream;
 use tickhost_plugin::PluginManager;
+use tickhost_store::keys::TickStream;
 
 use super::replay::{SourceArgs, print_plugin_stats, print_source_summary};
 use crate::admin::AdminServer;
@@ -66,7 +66,11 @@ pub fn run(args: RunArgs, mut config: Config) -> Result<()> {
         admin.attach_store(status);
     }
 
-    let feed = Feed { pace: args.pace, cancel: Some(admin.shutdown_flag()) };
+    // Paced like a live feed: the source does not wait for the store (a
+    // full lane drops and counts, visible in /health). At full speed it is
+    // a replay: the feed waits for the store rather than dropping.
+    let hold = if args.pace == 0 { store.backpressure() } else { None };
+    let feed = Feed { pace: args.pace, cancel: Some(admin.shutdown_flag()), hold };
     let outcome =
         replay_csv_fed(&args.source.csv, &config, &mut setup.engine, store.observer(), !args.source.quiet, &feed);
     store.finish();

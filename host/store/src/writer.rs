@@ -545,6 +545,14 @@ impl Worker {
                 thread::sleep(Duration::from_millis(20));
             }
         }
+        if self.journal.is_empty() && self.down_until.is_none() {
+            // The run's counters (domain.md: hmarl:metrics:*, 24 h).
+            let metrics = serde_json::to_string(&self.status.snapshot()).unwrap_or_default();
+            let op = Op::Set { key: keys::metrics("store_writer"), value: metrics, ttl_s: keys::ttl::METRICS };
+            if let Err(e) = self.store.apply(std::slice::from_ref(&op)) {
+                self.status.set_error(&e);
+            }
+        }
         if let Err(e) = self.store.flush() {
             self.status.set_error(&e);
         }

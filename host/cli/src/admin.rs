@@ -101,6 +101,7 @@ impl AdminServer {
             token: token.clone(),
             stop: Arc::clone(&stop),
             feed_ended: AtomicBool::new(false),
+            store: std::sync::OnceLock::new(),
         });
         let mut workers = Vec::with_capacity(WORKERS);
         for i in 0..WORKERS {
@@ -137,6 +138,11 @@ impl AdminServer {
     /// Raised by `POST /shutdown`; hand it to the feed to end a run early.
     pub fn shutdown_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.stop)
+    }
+
+    /// Shows the store writer's status in /health from now on.
+    pub fn attach_store(&self, status: Arc<tickhost_store::writer::StoreStatus>) {
+        let _ = self.ctx.store.set(status);
     }
 
     /// The engine will see no more events, so a transition could never be
@@ -225,6 +231,8 @@ struct Ctx {
     token: String,
     stop: Arc<AtomicBool>,
     feed_ended: AtomicBool,
+    /// The store writer's status, shown by /health (state, lag, journal).
+    store: std::sync::OnceLock<Arc<tickhost_store::writer::StoreStatus>>,
 }
 
 fn serve(server: &Server, ctx: &Ctx) {
@@ -281,7 +289,10 @@ fn handle(mut request: Request, ctx: &Ctx) {
     let method = request.method().clone();
     let reply = if segments == ["health"] {
         match method {
-            Method::Get | Method::Head => Reply::json(&serde_json::json!({ "status": "ok" })),
+            Method::Get | Method::Head => match ctx.store.get() {
+                Some(store) => Reply::json(&serde_json::json!({ "status": "ok", "store": store.snapshot() })),
+                None => Reply::json(&serde_json::json!({ "status": "ok" })),
+            },
             _ => Reply::error(405, "use GET /health"),
         }
     } else if !authorized(&request, &ctx.token) {

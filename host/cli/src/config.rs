@@ -22,6 +22,9 @@ const SEED_SWITCHES: &[(&str, &[&str])] = &[
     ("FALLBACK_ON_ERROR", &["plugins", "fallback_on_error"]),
     ("FORCE_FAST_MODE", &["plugins", "force_fast_mode"]),
     ("ENHANCED_ML_ENABLED", &["ml", "enabled"]),
+    ("VALKEY_ENABLED", &["store", "enabled"]),
+    ("TIME_TRAVEL_ENABLED", &["store", "time_travel", "enabled"]),
+    ("TIME_TRAVEL_PERCENTAGE", &["store", "time_travel", "percentage"]),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -35,6 +38,7 @@ pub struct Config {
     /// ONNX models (technology: where the runtime and the files are); the
     /// blend's weights are behaviour, in `[engine.consensus]`.
     pub ml: MlConfig,
+    pub store: tickhost_store::StoreConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -244,6 +248,28 @@ mod tests {
         let names: Vec<&str> = c.ml.models.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["trend_up", "trend_down", "range"]);
         assert!(c.ml.models.iter().all(|m| m.inputs.len() == 20 && m.path.starts_with("examples/models")));
+    }
+
+    #[test]
+    fn seed_switches_turn_storage_and_time_travel_on_and_off() {
+        let c = Config::load_with_env(None, env(&[])).expect("defaults");
+        assert_eq!(c.store.effective_backend(), tickhost_store::Backend::Embedded);
+        let c = Config::load_with_env(
+            None,
+            env(&[("VALKEY_ENABLED", "false"), ("TIME_TRAVEL_ENABLED", "true"), ("TIME_TRAVEL_PERCENTAGE", "0.5")]),
+        )
+        .expect("switches");
+        assert_eq!(c.store.effective_backend(), tickhost_store::Backend::Off);
+        assert!(c.store.time_travel.enabled);
+        assert_eq!(c.store.time_travel.percentage, 0.5);
+    }
+
+    #[test]
+    fn a_password_in_the_store_url_never_shows_in_debug_output() {
+        let c = Config::load_with_env(None, env(&[("TICKHOST__STORE__URL", "redis://app:pa55w0rd@127.0.0.1:6379")]))
+            .expect("url");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("pa55w0rd") && shown.contains("app:<redacted>@"), "{shown}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod ml;
 mod pipeline;
 mod render;
 mod slots;
+mod storage;
 
 use std::path::PathBuf;
 
@@ -47,6 +48,10 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Talk to a running engine's admin API: list, status, deploy, shadow, canary, promote, rollback.
     Plugins(commands::plugins::PluginsArgs),
+    /// Time travel: a symbol's stored ticks (or candles, features, signals, fills) between two instants.
+    Query(commands::query::QueryArgs),
+    /// The store: health (memory, keys) and cleanup of old data.
+    Store(commands::query::StoreArgs),
 }
 
 fn main() -> Result<()> {
@@ -61,6 +66,8 @@ fn main() -> Result<()> {
         Command::Bench(args) => commands::bench::run(args, config),
         Command::Run(args) => commands::run::run(args, config),
         Command::Plugins(args) => commands::plugins::run(args),
+        Command::Query(args) => commands::query::query(args, config),
+        Command::Store(args) => commands::query::store(args, config),
     }
 }
 

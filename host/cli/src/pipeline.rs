@@ -46,6 +46,9 @@ pub struct Feed {
     /// Set by someone else (the admin API's shutdown) to end the feed early:
     /// the engine finishes on the trades it was given.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Set for replays with storage: the feed waits while the store lane is
+    /// behind, so nothing is dropped (the engine itself never waits).
+    pub hold: Option<tickhost_store::writer::Backpressure>,
 }
 
 impl Feed {
@@ -99,7 +102,16 @@ pub fn replay_csv_fed(
                 let mut since_update = 0u32;
                 let paced_from = Instant::now();
                 let mut fed = 0u64;
+                let mut fed_for_hold = 0u64;
                 while let Some(mut trade) = csv.next_trade()? {
+                    if let Some(hold) = &feed.hold
+                        && fed_for_hold.is_multiple_of(256)
+                    {
+                        while hold.should_wait() && !stop.load(Ordering::Relaxed) {
+                            thread::sleep(Duration::from_micros(100));
+                        }
+                    }
+                    fed_for_hold += 1;
                     if feed.cancelled() {
                         cancelled.store(true, Ordering::Relaxed);
                         break;

@@ -29,6 +29,8 @@ pub struct EngineSetup {
     runtime: Option<PluginRuntime>,
     metrics: Vec<Arc<SlotMetrics>>,
     controls: Vec<Arc<SlotControl>>,
+    /// The time-travel worker (TIME_TRAVEL_ENABLED) and its counters.
+    pub time_travel: Option<crate::storage::TimeTravelRun>,
 }
 
 impl EngineSetup {
@@ -88,10 +90,22 @@ pub fn build_live_engine(config: &Config) -> Result<EngineSetup> {
 
 fn build(config: &Config, live: bool) -> Result<EngineSetup> {
     let models = Arc::new(PluginModels::default());
+    let (time_travel, tt_features) = crate::storage::time_travel(config)?;
     if !live && !uses_plugins(config) {
-        let engine = Engine::new(&config.engine).context("invalid engine configuration")?;
+        let engine = match tt_features {
+            None => Engine::new(&config.engine),
+            Some(tt) => Engine::with_hooks(
+                &config.engine,
+                Hooks {
+                    extensions: Box::new(tt),
+                    strategies: Box::new(RegimeStrategies::new(&config.engine.strategy)),
+                    agents: Box::new(NativeAgents::new(&config.engine.agents)),
+                },
+            ),
+        }
+        .context("invalid engine configuration")?;
         let (engine, ml) = crate::ml::attach(engine, config, &models);
-        return Ok(EngineSetup { engine, ml, runtime: None, metrics: Vec::new(), controls: Vec::new() });
+        return Ok(EngineSetup { engine, ml, runtime: None, metrics: Vec::new(), controls: Vec::new(), time_travel });
     }
     let runtime = plugin_runtime(config)?.with_models(models.clone());
     let load = |manifest: &Path| -> Result<LoadedPlugin> {
@@ -131,6 +145,7 @@ fn build(config: &Config, live: bool) -> Result<EngineSetup> {
         controls.extend(slots.controls());
         Box::new(slots)
     };
+    let extensions = crate::storage::chain(extensions, tt_features);
     let mut schema = FeatureSchema::v3();
     schema.extend(&extensions.output_names()).context("feature extensions disagree on output names")?;
 
@@ -186,5 +201,5 @@ fn build(config: &Config, live: bool) -> Result<EngineSetup> {
     let engine = Engine::with_hooks(&config.engine, Hooks { extensions, strategies, agents })
         .context("invalid engine configuration")?;
     let (engine, ml) = crate::ml::attach(engine, config, &models);
-    Ok(EngineSetup { engine, ml, runtime: Some(runtime), metrics, controls })
+    Ok(EngineSetup { engine, ml, runtime: Some(runtime), metrics, controls, time_travel })
 }

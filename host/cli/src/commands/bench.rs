@@ -34,6 +34,10 @@ pub struct BenchArgs {
     /// plugin benches are skipped when it is not there.
     #[arg(long, default_value = "target/plugins")]
     pub plugins: PathBuf,
+    /// Also measure the store: writer entries/s (embedded, and Valkey on a
+    /// valkey-server started here) and a 10k-of-1M time-travel query.
+    #[arg(long)]
+    pub store: bool,
 }
 
 fn rate(n: u64, d: Duration) -> f64 {
@@ -172,5 +176,9 @@ pub fn run(args: BenchArgs, config: Config) -> Result<()> {
         report.totals.trades, report.decisions.candles, report.totals.pnl_brl
     );
     super::bench_ml::run(&config, &trades)?;
-    super::bench_plugins::run(&args.plugins, &config, &trades, &candles)
+    super::bench_plugins::run(&args.plugins, &config, &trades, &candles)?;
+    if args.store {
+        super::bench_store::run(&config, &trades)?;
+    }
+    Ok(())
 }

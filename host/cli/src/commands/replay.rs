@@ -2,15 +2,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tickhost_core::engine::NoObserver;
+use tickhost_store::keys::TickStream;
 
 use crate::OnBadRowArg;
 use crate::config::{Config, OnBadRow};
 use crate::frames::FrameWriter;
-use crate::pipeline::{ReplayOutcome, replay_csv};
+use crate::pipeline::{Feed, ReplayOutcome, replay_csv_fed};
 use crate::render;
 use crate::slots::build_engine;
 use tickhost_ml::MlStatus;
+use crate::storage::{self, StoreRun};
 use tickhost_plugin::SlotStats;
 
 use crate::ml::MlRun;
@@ -159,16 +160,26 @@ pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
     args.source.apply(&mut config);
     let show = !args.source.quiet;
     let mut setup = build_engine(&config)?;
+    let mut store = StoreRun::start(&config, setup.engine.schema(), TickStream::Historical);
     let outcome = match &args.features_out {
         Some(path) => {
             let mut frames = FrameWriter::create(path, setup.engine.schema().names())?;
-            let outcome = replay_csv(&args.source.csv, &config, &mut setup.engine, &mut frames, show)?;
+            let feed = Feed { hold: store.backpressure(), ..Feed::default() };
+            let mut both = storage::with(&mut frames, &mut store);
+            let outcome = replay_csv_fed(&args.source.csv, &config, &mut setup.engine, &mut both, show, &feed)?;
             let rows = frames.finish()?;
             eprintln!("wrote {rows} feature frames to {}", path.display());
             outcome
         }
-        None => replay_csv(&args.source.csv, &config, &mut setup.engine, &mut NoObserver, show)?,
+        None => {
+            let feed = Feed { hold: store.backpressure(), ..Feed::default() };
+            replay_csv_fed(&args.source.csv, &config, &mut setup.engine, store.observer(), show, &feed)?
+        }
     };
+    store.finish();
+    if let Some(tt) = &setup.time_travel {
+        eprintln!("{}", tt.summary());
+    }
     print_source_summary(&outcome, &args.source.csv);
     let i = &outcome.report.ingest;
     println!(
@@ -187,7 +198,14 @@ pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
 pub fn backtest(args: BacktestArgs, mut config: Config) -> Result<()> {
     args.source.apply(&mut config);
     let mut setup = build_engine(&config)?;
-    let outcome = replay_csv(&args.source.csv, &config, &mut setup.engine, &mut NoObserver, !args.source.quiet)?;
+    let mut store = StoreRun::start(&config, setup.engine.schema(), TickStream::Historical);
+    let feed = Feed { hold: store.backpressure(), ..Feed::default() };
+    let outcome =
+        replay_csv_fed(&args.source.csv, &config, &mut setup.engine, store.observer(), !args.source.quiet, &feed)?;
+    store.finish();
+    if let Some(tt) = &setup.time_travel {
+        eprintln!("{}", tt.summary());
+    }
     print_source_summary(&outcome, &args.source.csv);
     let report = &outcome.report;
     let plugin_stats = setup.plugin_stats();

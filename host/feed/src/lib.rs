@@ -3,3 +3,4 @@
 //! are the core's [`tickhost_core::ingest::Sequencer`], shared by all sources.
 
 pub mod profit_csv;
+pub mod profit_dll;

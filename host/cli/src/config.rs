@@ -30,6 +30,7 @@ pub struct Config {
     pub source: SourceConfig,
     pub log: LogConfig,
     pub admin: AdminConfig,
+    pub dll: crate::sources::dll::DllSection,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -8,6 +8,7 @@ mod frames;
 mod pipeline;
 mod render;
 mod slots;
+mod sources;
 
 use std::path::PathBuf;
 

@@ -99,7 +99,8 @@ pub struct DllStream {
     /// profit id -> engine order id; few live orders at once, so a list.
     orders: Vec<(i64, u64)>,
     waiting_updates: Vec<OrderUpdate>,
-    pending: Option<StreamItem>,
+    /// Items ready before the event that produced them was polled (parked order updates).
+    ready: std::collections::VecDeque<StreamItem>,
     counters: StreamCounters,
 }
 
@@ -120,7 +121,7 @@ impl DllStream {
             releasing: usize::MAX,
             orders: Vec::with_capacity(64),
             waiting_updates: Vec::with_capacity(16),
-            pending: None,
+            ready: std::collections::VecDeque::with_capacity(16),
             counters: StreamCounters::default(),
         }
     }
@@ -152,12 +153,12 @@ impl DllStream {
 
     /// The feed was stopped and everything it delivered has been polled.
     pub fn is_finished(&self) -> bool {
-        self.rx.is_finished() && self.releasing == usize::MAX && self.pending.is_none()
+        self.rx.is_finished() && self.releasing == usize::MAX && self.ready.is_empty()
     }
 
     /// The next item, if one is ready; never waits.
     pub fn poll(&mut self) -> Option<StreamItem> {
-        if let Some(item) = self.pending.take() {
+        if let Some(item) = self.ready.pop_front() {
             return Some(item);
         }
         if self.releasing != usize::MAX {
@@ -215,9 +216,17 @@ impl DllStream {
             }
             Notice::OrderAccepted { order_id, profit_id } => {
                 self.orders.push((profit_id, order_id));
-                let i = self.waiting_updates.iter().position(|u| u.profit_id == profit_id)?;
-                let update = self.waiting_updates.remove(i);
-                Some(self.order_item(update))
+                // Updates that raced ahead of SendOrder's return, in their order.
+                let mut i = 0;
+                while i < self.waiting_updates.len() {
+                    if self.waiting_updates[i].profit_id == profit_id {
+                        let update = self.waiting_updates.remove(i);
+                        self.ready.push_back(StreamItem::Order { order_id: Some(order_id), update });
+                    } else {
+                        i += 1;
+                    }
+                }
+                self.ready.pop_front()
             }
             Notice::OrderRefused { order_id, code } => Some(StreamItem::OrderRefused { order_id, code }),
         }

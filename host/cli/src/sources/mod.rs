@@ -1,0 +1,3 @@
+//! Live sources of `tickhost run` besides the CSV replay.
+
+pub mod dll;

@@ -45,6 +45,9 @@ pub struct SimConfig {
     pub daily_every: u64,
     /// Orders are rejected instead of filled.
     pub reject_orders: bool,
+    /// Latency probe: each live trade's volume is the wall clock at the
+    /// callback, in ns modulo 2^50 (exact in an f64), for benchmarks.
+    pub probe: bool,
 }
 
 impl Default for SimConfig {
@@ -69,6 +72,7 @@ impl Default for SimConfig {
             book_every: 4,
             daily_every: 1000,
             reject_orders: false,
+            probe: false,
         }
     }
 }
@@ -110,6 +114,7 @@ impl SimConfig {
                 "book_every" => c.book_every = num(value, bad)?,
                 "daily_every" => c.daily_every = num(value, bad)?,
                 "reject_orders" => c.reject_orders = num::<u8>(value, bad)? != 0,
+                "probe" => c.probe = num::<u8>(value, bad)? != 0,
                 other => return Err(format!("PROFITDLL_SIM: unknown setting {other:?}")),
             }
         }

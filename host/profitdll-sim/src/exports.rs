@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tickhost_core::time::LocalTime;
 use tickhost_core::{Price, Side, Symbol, Trade};
 use tickhost_feed::profit_dll::abi::*;
+use tickhost_feed::profit_dll::probe_ns;
 use tickhost_feed::profit_dll::decode::{MAX_WIDE_LEN, parse_dll_date, system_time_from_ms};
 
 use crate::config::SimConfig;
@@ -407,6 +408,13 @@ fn run(config: SimConfig, init_number: u32, stop: &AtomicBool) {
 
 impl Runner {
     fn deliver_live(&mut self, t: &Trade, n: u64) {
+        let probed;
+        let t = if self.config.probe {
+            probed = Trade { volume: probe_ns() as f64, ..*t };
+            &probed
+        } else {
+            t
+        };
         let every = self.config.malformed_every;
         let fault = if every > 0 && n.is_multiple_of(every) { Some((n / every) % 4) } else { None };
         let ticker = match fault {

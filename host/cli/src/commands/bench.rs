@@ -34,6 +34,9 @@ pub struct BenchArgs {
     /// plugin benches are skipped when it is not there.
     #[arg(long, default_value = "target/plugins")]
     pub plugins: PathBuf,
+    /// The ProfitDLL simulator for the DLL figures (skipped when it is not there).
+    #[arg(long, default_value = "target/release/libtickhost_profitdll_sim.so")]
+    pub dll_library: PathBuf,
 }
 
 fn rate(n: u64, d: Duration) -> f64 {
@@ -171,5 +174,6 @@ pub fn run(args: BenchArgs, config: Config) -> Result<()> {
         "  the run: {} round trips, {} candles, PnL {:.2} BRL (the engine did real work)",
         report.totals.trades, report.decisions.candles, report.totals.pnl_brl
     );
-    super::bench_plugins::run(&args.plugins, &config, &trades, &candles)
+    super::bench_plugins::run(&args.plugins, &config, &trades, &candles)?;
+    super::bench_dll::run(&args.dll_library, &config)
 }

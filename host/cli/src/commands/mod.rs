@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod bench_dll;
 mod bench_plugins;
 pub mod generate;
 pub mod plugins;

@@ -82,6 +82,31 @@ impl ProfitLibrary {
     }
 }
 
+/// Our simulator, loaded and configured through its `SimConfigure` export
+/// (not part of ProfitDLL). Keep it alive while the feed runs: unloading the
+/// library would reset the configuration.
+#[derive(Debug)]
+pub struct SimulatorHandle {
+    _library: libloading::Library,
+}
+
+/// Loads the simulator at `path` and sets its configuration (the syntax of `PROFITDLL_SIM`).
+pub fn configure_simulator(path: &Path, settings: &str) -> Result<SimulatorHandle, DllError> {
+    let load_err = |reason: String| DllError::Load { path: path.to_path_buf(), reason };
+    // SAFETY: as in ProfitLibrary::load: the operator names the library.
+    let library = unsafe { libloading::Library::new(path) }.map_err(|e| load_err(e.to_string()))?;
+    // SAFETY: SimConfigure takes one NUL-terminated UTF-16 string and returns an NL code.
+    let configure = unsafe { library.get::<unsafe extern "system" fn(*const u16) -> i32>(b"SimConfigure") }
+        .map_err(|_| load_err("not the tickhost simulator (no SimConfigure export)".into()))?;
+    let text = super::decode::to_wide(settings);
+    // SAFETY: `text` is NUL-terminated UTF-16 that outlives the call.
+    let code = unsafe { configure(text.as_ptr()) };
+    if code != super::abi::NL_OK {
+        return Err(DllError::Config(format!("the simulator refused {settings:?} (see its message on stderr)")));
+    }
+    Ok(SimulatorHandle { _library: library })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

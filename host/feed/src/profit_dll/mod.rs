@@ -18,6 +18,7 @@ mod callbacks;
 pub mod decode;
 pub mod events;
 mod library;
+pub mod measure;
 pub mod session;
 pub mod sink;
 pub mod stream;
@@ -28,13 +29,27 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+/// Wall clock in ns modulo 2^50 (exact in an f64, wraps every ~13 days):
+/// the simulator's latency probe writes it into a trade at the callback, a
+/// benchmark reads it again when the engine gets the trade.
+pub fn probe_ns() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (now.as_nanos() % (1u128 << 50)) as u64
+}
+
+/// Latency from a probe stamp to now, ns (handles the wrap).
+pub fn probe_elapsed_ns(stamp: f64) -> u64 {
+    let m = 1u64 << 50;
+    (probe_ns() + m - (stamp as u64 % m)) % m
+}
+
 /// Callbacks that arrived while no feed was installed (ignored).
 pub fn late_callbacks() -> u64 {
     callbacks::LATE.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 pub use events::{DailyBar, DllEvent, OfferUpdate, OrderStatus, OrderUpdate, TradeOrigin};
-pub use library::{ProfitLibrary, missing_exports};
+pub use library::{ProfitLibrary, SimulatorHandle, configure_simulator, missing_exports};
 pub use session::{DllFeed, OrderRequest, OrderSender, SessionStatus};
 pub use sink::{FeedCounters, SinkConfig};
 pub use stream::{DllStream, StreamItem};

@@ -45,6 +45,8 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Run the engine on a CSV (optionally paced) with the admin API open for live plugin rollout.
     Run(commands::run::RunArgs),
+    /// Run the ProfitDLL in this process and publish its trades to the engine that started it (`run --feed ingest`).
+    Ingest(commands::ingest::IngestArgs),
     /// Talk to a running engine's admin API: list, status, deploy, shadow, canary, promote, rollback.
     Plugins(commands::plugins::PluginsArgs),
 }
@@ -61,6 +63,7 @@ fn main() -> Result<()> {
         Command::Bench(args) => commands::bench::run(args, config),
         Command::Run(args) => commands::run::run(args, config),
         Command::Plugins(args) => commands::plugins::run(args),
+        Command::Ingest(args) => commands::ingest::run(args, config),
     }
 }
 

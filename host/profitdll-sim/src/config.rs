@@ -39,6 +39,9 @@ pub struct SimConfig {
     pub malformed_every: u64,
     /// `abort()` after this many live trades (0 = never).
     pub crash_at: u64,
+    /// With `crash_at`: crash only if this file does not exist, and create it
+    /// first (a restarted process then runs on).
+    pub crash_once: Option<PathBuf>,
     /// A price-book update every N trades (0 = none).
     pub book_every: u64,
     /// A daily bar every N trades (0 = none).
@@ -69,6 +72,7 @@ impl Default for SimConfig {
             drop_at: 0,
             malformed_every: 0,
             crash_at: 0,
+            crash_once: None,
             book_every: 4,
             daily_every: 1000,
             reject_orders: false,
@@ -111,6 +115,7 @@ impl SimConfig {
                 "drop_at" => c.drop_at = num(value, bad)?,
                 "malformed_every" => c.malformed_every = num(value, bad)?,
                 "crash_at" => c.crash_at = num(value, bad)?,
+                "crash_once" => c.crash_once = Some(PathBuf::from(value)),
                 "book_every" => c.book_every = num(value, bad)?,
                 "daily_every" => c.daily_every = num(value, bad)?,
                 "reject_orders" => c.reject_orders = num::<u8>(value, bad)? != 0,

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use tickhost_core::time::LocalTime;
 use tickhost_core::{Price, Side, Symbol, Trade};
 use tickhost_feed::profit_dll::abi::*;
-use tickhost_feed::profit_dll::probe_ns;
 use tickhost_feed::profit_dll::decode::{MAX_WIDE_LEN, parse_dll_date, system_time_from_ms};
+use tickhost_feed::profit_dll::probe_ns;
 
 use crate::config::SimConfig;
 use crate::market::Market;
@@ -388,7 +388,11 @@ fn run(config: SimConfig, init_number: u32, stop: &AtomicBool) {
             r.book(&trade, snap.offer_books.contains(&trade.symbol));
         }
         r.daily(&trade, n);
-        if r.config.crash_at > 0 && n >= r.config.crash_at {
+        let crash_due = |c: &SimConfig| match &c.crash_once {
+            Some(marker) => !marker.exists() && std::fs::write(marker, b"crashed").is_ok(),
+            None => true,
+        };
+        if r.config.crash_at > 0 && n >= r.config.crash_at && crash_due(&r.config) {
             eprintln!("profitdll-sim: crash injected after {n} trades");
             std::process::abort();
         }

@@ -19,6 +19,8 @@ pub enum FeedKind {
     Csv,
     /// A library exporting the ProfitDLL ABI (--library; `run` only).
     Dll,
+    /// The ProfitDLL in a supervised `tickhost ingest` child process (--library; `run` only).
+    Ingest,
 }
 
 #[derive(Args, Debug)]
@@ -47,8 +49,10 @@ impl SourceArgs {
             (FeedKind::Csv, None) => {
                 anyhow::bail!("no CSV given: pass a Profit tick CSV path (or --feed dll with `run`)")
             }
-            (FeedKind::Dll, _) => {
-                anyhow::bail!("--feed dll is only for `tickhost run`; replay and backtest read a CSV")
+            (FeedKind::Dll | FeedKind::Ingest, _) => {
+                anyhow::bail!(
+                    "--feed dll and --feed ingest are only for `tickhost run`; replay and backtest read a CSV"
+                )
             }
         }
     }

@@ -41,8 +41,10 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs, mut config: Config) -> Result<()> {
     args.source.apply(&mut config);
-    if args.source.feed == super::replay::FeedKind::Dll {
-        return crate::sources::dll::run(&args, config);
+    match args.source.feed {
+        super::replay::FeedKind::Dll => return crate::sources::dll::run(&args, config),
+        super::replay::FeedKind::Ingest => return crate::sources::ingest::run(&args, config),
+        super::replay::FeedKind::Csv => {}
     }
     let mut setup = build_live_engine(&config)?;
     let runtime = setup

@@ -207,6 +207,9 @@ pub struct DllConfig {
     pub hold_capacity: usize,
     /// The routing account orders go to (full login only).
     pub account: AccountConfig,
+    /// Backfill from this event time at the first connection (a restarted
+    /// ingest process fills the gap its predecessor left).
+    pub backfill_from_ms: Option<i64>,
 }
 
 /// Broker and account for `SendOrder`; the routing password is the login password.
@@ -233,6 +236,7 @@ impl Default for DllConfig {
             reconnect: ReconnectPolicy::default(),
             hold_capacity: 1 << 16,
             account: AccountConfig::default(),
+            backfill_from_ms: None,
         }
     }
 }

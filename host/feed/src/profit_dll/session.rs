@@ -232,6 +232,7 @@ impl Session {
         orders: rtrb::Consumer<OrderRequest>,
     ) -> Self {
         let c = &config.credentials;
+        let backfill_from_ms = config.backfill_from_ms;
         Self {
             key: to_wide(&c.key),
             user: to_wide(&c.user),
@@ -246,8 +247,9 @@ impl Session {
             notices,
             orders,
             connected: false,
-            had_gap: false,
-            gap_from_ms: None,
+            // A restart's gap is filled at the first connection, like a reconnection's.
+            had_gap: backfill_from_ms.is_some(),
+            gap_from_ms: backfill_from_ms,
             down_since: None,
             next_attempt: None,
             attempts: 0,

@@ -114,7 +114,8 @@ impl DllStream {
             offer_books: symbols.map(|s| (s, OfferBook::default())).collect(),
             last_daily: None,
             connected: false,
-            gap: false,
+            // A restarted ingest backfills at its first connection: hold for it.
+            gap: config.backfill_from_ms.is_some(),
             hold: None,
             answers: std::collections::VecDeque::with_capacity(16),
             held: Vec::with_capacity(config.hold_capacity),

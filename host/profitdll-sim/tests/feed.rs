@@ -210,6 +210,9 @@ fn a_library_without_the_abi_is_refused_naming_every_missing_export() {
     let err = DllFeed::start(DllConfig { library: "/nonexistent/ProfitDLL.so".into(), ..config() })
         .expect_err("no such file");
     assert!(err.to_string().contains("/nonexistent/ProfitDLL.so"), "{err}");
+    // Futures are "F": "BMF" is refused before the DLL is even loaded.
+    let err = DllFeed::start(DllConfig { exchange: "BMF".into(), ..config() }).expect_err("BMF");
+    assert!(matches!(err, DllError::Config(_)) && err.to_string().contains("\"F\""), "{err}");
     // A second feed in the same process is refused (callbacks are process-wide).
     configure("speed=0;trades=100");
     let (feed, _stream, _orders) = DllFeed::start(config()).expect("first feed");
@@ -307,7 +310,9 @@ fn a_dropped_session_is_reinitialised_resubscribed_and_backfilled() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // Down for good after 800 trades until the host re-initialises; the first
     // two subscriptions fail with NL_INTERNAL_ERROR and are retried.
-    let (feed, mut stream, _orders) = start("speed=3000;trades=3000;drop_at=800;subscribe_errors=2", config());
+    // V2 callbacks here, so history also comes through SetHistoryTradeCallbackV2 (TC_LAST_PACKET).
+    let cfg = DllConfig { trade_callback: TradeCallbackStyle::V2, ..config() };
+    let (feed, mut stream, _orders) = start("speed=3000;trades=3000;drop_at=800;subscribe_errors=2", cfg);
     let (numbers, _) = admitted_numbers(&mut stream);
     let status = feed.status();
     assert!(status.initializations >= 2, "{status:?}");
@@ -341,7 +346,9 @@ fn malformed_strings_are_counted_and_never_crash() {
 #[test]
 fn a_storm_of_a_million_trades_loses_nothing_in_bounded_memory() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let sink = SinkConfig { ring_capacity: 1 << 16, spill_capacity: 1 << 21, ..SinkConfig::default() };
+    // A small ring and a consumer that stalls now and then: the storm must
+    // overflow into the spill queue, in order, and still lose nothing.
+    let sink = SinkConfig { ring_capacity: 1 << 12, spill_capacity: 1 << 21, ..SinkConfig::default() };
     let cfg = DllConfig { price_book: false, sink, ..config() };
     let (feed, mut stream, _orders) = start("speed=0;trades=500000;book_every=0;daily_every=0", cfg);
     let mut seq = Sequencer::new(1 << 16, 5_000, SessionClock::default());
@@ -350,6 +357,9 @@ fn a_storm_of_a_million_trades_loses_nothing_in_bounded_memory() {
         if let StreamItem::Trade(t) = item {
             trades += 1;
             admitted += u64::from(matches!(seq.admit(t), Admission::New(_) | Admission::Edit { .. }));
+            if trades.is_multiple_of(200_000) {
+                std::thread::sleep(Duration::from_millis(30));
+            }
         }
         false
     });
@@ -359,6 +369,7 @@ fn a_storm_of_a_million_trades_loses_nothing_in_bounded_memory() {
     assert_eq!(trades, made, "every trade the DLL delivered reached the consumer");
     assert_eq!(admitted, made);
     assert_eq!(counter(&c.dropped_spill_full), 0);
+    assert!(counter(&c.spilled) > 0, "the stalls overflowed the ring");
     // Bounded memory: at most ring + spill capacity were ever waiting.
     assert!(counter(&c.spill_high_water) <= 1 << 21);
     eprintln!(

@@ -379,3 +379,25 @@ fn a_storm_of_a_million_trades_loses_nothing_in_bounded_memory() {
     );
     feed.stop();
 }
+
+#[test]
+fn a_profit_csv_replays_through_the_callbacks() {
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let csv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/wdo-2024-01-08.csv");
+    let mut reader = tickhost_feed::profit_csv::ProfitCsvReader::open(&csv, Default::default()).expect("sample CSV");
+    let mut expected = Vec::new();
+    while let Some(t) = reader.next_trade().expect("row") {
+        expected.push((t.trade_number, t.price, t.quantity, t.trade_type, t.ts_ms));
+    }
+    let (feed, mut stream, _orders) = start(&format!("speed=0;csv={}", csv.display()), config());
+    let mut got = Vec::new();
+    drain(&mut stream, Duration::from_millis(500), |item| {
+        if let StreamItem::Trade(t) = item {
+            got.push((t.trade_number, t.price, t.quantity, t.trade_type, t.ts_ms));
+        }
+        false
+    });
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "the callbacks carry the file's trades, in order, with their times");
+    feed.stop();
+}

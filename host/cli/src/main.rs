@@ -54,6 +54,7 @@ enum Command {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let config = config::Config::load(cli.config.as_deref())?;
+    sources::ingest::CONFIG_FILE.get_or_init(|| cli.config.clone());
     init_logging(&config.log)?;
     tracing::debug!(?config, "configuration loaded");
     match cli.command {

@@ -21,6 +21,10 @@ use crate::config::Config;
 use crate::render;
 use crate::slots::build_engine;
 
+/// The `--config` file of this process, handed to the ingest child so both
+/// read the same configuration (environment overrides are inherited anyway).
+pub static CONFIG_FILE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+
 /// Restarts of the ingest process before the run gives up.
 const MAX_RESTARTS: u64 = 10;
 
@@ -39,6 +43,9 @@ struct Supervision {
 fn spawn_child(library: Option<&std::path::Path>, sup: &Supervision) -> Result<std::process::ChildStdout> {
     let exe = std::env::current_exe().context("cannot find the tickhost executable to start `tickhost ingest`")?;
     let mut cmd = Command::new(exe);
+    if let Some(Some(file)) = CONFIG_FILE.get() {
+        cmd.arg("--config").arg(file);
+    }
     cmd.arg("ingest").stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
     if let Some(lib) = library {
         cmd.arg("--library").arg(lib);

@@ -39,6 +39,7 @@ pub struct Config {
     /// blend's weights are behaviour, in `[engine.consensus]`.
     pub ml: MlConfig,
     pub store: tickhost_store::StoreConfig,
+    pub dll: crate::sources::dll::DllSection,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -10,6 +10,7 @@ mod pipeline;
 mod render;
 mod slots;
 mod storage;
+mod sources;
 
 use std::path::PathBuf;
 
@@ -46,6 +47,8 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Run the engine on a CSV (optionally paced) with the admin API open for live plugin rollout.
     Run(commands::run::RunArgs),
+    /// Run the ProfitDLL in this process and publish its trades to the engine that started it (`run --feed ingest`).
+    Ingest(commands::ingest::IngestArgs),
     /// Talk to a running engine's admin API: list, status, deploy, shadow, canary, promote, rollback.
     Plugins(commands::plugins::PluginsArgs),
     /// Time travel: a symbol's stored ticks (or candles, features, signals, fills) between two instants.
@@ -57,6 +60,7 @@ enum Command {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let config = config::Config::load(cli.config.as_deref())?;
+    sources::ingest::CONFIG_FILE.get_or_init(|| cli.config.clone());
     init_logging(&config.log)?;
     tracing::debug!(?config, "configuration loaded");
     match cli.command {
@@ -68,6 +72,7 @@ fn main() -> Result<()> {
         Command::Plugins(args) => commands::plugins::run(args),
         Command::Query(args) => commands::query::query(args, config),
         Command::Store(args) => commands::query::store(args, config),
+        Command::Ingest(args) => commands::ingest::run(args, config),
     }
 }
 

@@ -21,6 +21,7 @@ use crate::report::{BacktestReport, DecisionCounts, EquityPoint, ReportBuilder, 
 use crate::risk::{OrderCheck, Refusal, RiskConfig, RiskConfigError, RiskEngine, TradingState};
 use crate::strategy::{Action, RegimeStrategies, Signal, StrategyConfig, StrategyInput};
 use crate::time::{MS_PER_SECOND, SessionClock, parse_hh_mm};
+use crate::venue::{ExecutionReport, ExternalBroker, OrderIntent, VenueCounters};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -124,6 +125,9 @@ pub trait EngineObserver {
     fn on_decision(&mut self, _decision: &Decision) {}
     fn on_fill(&mut self, _fill: &Fill) {}
     fn on_round_trip(&mut self, _trip: &RoundTrip) {}
+    /// An order for an external venue (never called with the paper broker):
+    /// the observer hands it to the I/O thread that sends it.
+    fn on_order_intent(&mut self, _intent: &OrderIntent) {}
 }
 
 /// An observer that ignores everything (benchmarks, tests).
@@ -153,6 +157,10 @@ impl<A: EngineObserver, B: EngineObserver> EngineObserver for (A, B) {
         self.0.on_round_trip(trip);
         self.1.on_round_trip(trip);
     }
+    fn on_order_intent(&mut self, intent: &OrderIntent) {
+        self.0.on_order_intent(intent);
+        self.1.on_order_intent(intent);
+    }
 }
 
 impl<T: EngineObserver + ?Sized> EngineObserver for &mut T {
@@ -170,6 +178,47 @@ impl<T: EngineObserver + ?Sized> EngineObserver for &mut T {
     }
     fn on_round_trip(&mut self, trip: &RoundTrip) {
         (**self).on_round_trip(trip);
+    }
+    fn on_order_intent(&mut self, intent: &OrderIntent) {
+        (**self).on_order_intent(intent);
+    }
+}
+
+/// Where orders are filled: the paper broker (default: backtests, replays),
+/// or an external venue through [`OrderIntent`]s and [`ExecutionReport`]s.
+#[derive(Debug)]
+enum Venue {
+    Paper(PaperBroker),
+    External(ExternalBroker),
+}
+
+impl Venue {
+    fn position(&self) -> Option<&crate::broker::Position> {
+        match self {
+            Venue::Paper(b) => b.position(),
+            Venue::External(b) => b.position(),
+        }
+    }
+
+    fn exposure(&self) -> i64 {
+        match self {
+            Venue::Paper(b) => b.exposure(),
+            Venue::External(b) => b.exposure(),
+        }
+    }
+
+    fn config(&self) -> &BrokerConfig {
+        match self {
+            Venue::Paper(b) => b.config(),
+            Venue::External(b) => b.config(),
+        }
+    }
+
+    fn unrealized_brl(&self, price: crate::market::Price) -> f64 {
+        match self {
+            Venue::Paper(b) => b.unrealized_brl(price),
+            Venue::External(b) => b.unrealized_brl(price),
+        }
     }
 }
 
@@ -195,7 +244,7 @@ pub struct Engine {
     consensus: ConsensusConfig,
     model_counts: ModelCounts,
     risk: RiskEngine,
-    broker: PaperBroker,
+    broker: Venue,
     report: ReportBuilder,
     decisions: DecisionCounts,
     /// Few distinct reasons (static strings), so a short list beats a map.
@@ -208,6 +257,7 @@ pub struct Engine {
     last_ts_ms: Option<i64>,
     flattened_day: Option<i64>,
     candles_per_session: f64,
+    instrument: InstrumentConfig,
 }
 
 impl Engine {
@@ -252,7 +302,8 @@ impl Engine {
             consensus: config.consensus,
             model_counts: ModelCounts::default(),
             risk: RiskEngine::new(config.risk.clone(), clock)?,
-            broker: PaperBroker::new(config.broker.clone(), &config.instrument),
+            broker: Venue::Paper(PaperBroker::new(config.broker.clone(), &config.instrument)),
+            instrument: config.instrument.clone(),
             report: ReportBuilder::new(config.risk.capital_brl),
             decisions: DecisionCounts::default(),
             hold_reasons: Vec::with_capacity(32),
@@ -291,6 +342,30 @@ impl Engine {
 
     pub fn trading_state(&self) -> TradingState {
         self.risk.state()
+    }
+
+    /// Sends orders to an external venue instead of the paper broker: entries
+    /// and exits go out through [`EngineObserver::on_order_intent`] and
+    /// positions change on [`Engine::on_execution`]. Call before the first trade.
+    pub fn use_external_venue(&mut self) {
+        self.broker = Venue::External(ExternalBroker::new(self.broker.config().clone(), &self.instrument));
+    }
+
+    /// The external venue's counters (`None` with the paper broker).
+    pub fn venue_counters(&self) -> Option<VenueCounters> {
+        match &self.broker {
+            Venue::External(b) => Some(b.counters()),
+            Venue::Paper(_) => None,
+        }
+    }
+
+    /// An external venue's answer to an order intent: fills open and close
+    /// positions, which update risk and the report like paper fills do.
+    pub fn on_execution(&mut self, report: ExecutionReport, observer: &mut impl EngineObserver) {
+        if let Venue::External(b) = &mut self.broker {
+            let events = b.on_report(&report);
+            self.on_broker_events(events, observer);
+        }
     }
 
     /// Trades of another symbol than this shard's, ignored.
@@ -332,18 +407,40 @@ impl Engine {
             && self.flattened_day != Some(day)
         {
             self.flattened_day = Some(day);
-            if let Some(exit) = self.broker.flatten(trade.ts_ms, ExitReason::SessionEnd) {
-                self.on_exit(exit, observer);
+            self.flatten(trade.ts_ms, ExitReason::SessionEnd, observer);
+        }
+        match &mut self.broker {
+            Venue::Paper(b) => {
+                let events = b.on_trade(trade);
+                self.on_broker_events(events, observer);
+            }
+            Venue::External(b) => {
+                if let Some(intent) = b.on_trade(trade) {
+                    observer.on_order_intent(&intent);
+                }
             }
         }
-        let events = self.broker.on_trade(trade);
-        self.on_broker_events(events, observer);
         self.extensions.on_trade(trade, &self.frame);
         if self.agents_mode != AgentsMode::Off {
             self.agents.on_trade(trade, &self.frame);
         }
         if let Some(candle) = self.candles.on_trade(trade) {
             self.on_candle(&candle, observer);
+        }
+    }
+
+    fn flatten(&mut self, ts_ms: i64, reason: ExitReason, observer: &mut impl EngineObserver) {
+        match &mut self.broker {
+            Venue::Paper(b) => {
+                if let Some(exit) = b.flatten(ts_ms, reason) {
+                    self.on_exit(exit, observer);
+                }
+            }
+            Venue::External(b) => {
+                if let Some(intent) = b.flatten(ts_ms, reason) {
+                    observer.on_order_intent(&intent);
+                }
+            }
         }
     }
 
@@ -406,16 +503,20 @@ impl Engine {
                 match self.risk.check(&check) {
                     Ok(()) => {
                         self.decisions.orders += 1;
-                        let order = self.broker.submit_entry(
-                            candle.close_ms,
-                            candle.symbol,
-                            side,
-                            quantity,
-                            signal.stop_points,
-                            signal.target_points,
-                            reading.regime,
-                        );
-                        Outcome::Submitted { order_id: order.id }
+                        let (close_ms, symbol, stop, target) =
+                            (candle.close_ms, candle.symbol, signal.stop_points, signal.target_points);
+                        let order_id = match &mut self.broker {
+                            Venue::Paper(b) => {
+                                b.submit_entry(close_ms, symbol, side, quantity, stop, target, reading.regime).id
+                            }
+                            Venue::External(b) => {
+                                let (order, intent) =
+                                    b.submit_entry(close_ms, symbol, side, quantity, stop, target, reading.regime);
+                                observer.on_order_intent(&intent);
+                                order.id
+                            }
+                        };
+                        Outcome::Submitted { order_id }
                     }
                     Err(reason) => {
                         self.decisions.refused += 1;
@@ -462,9 +563,8 @@ impl Engine {
         if let Some(candle) = self.candles.flush() {
             self.on_candle(&candle, observer);
         }
-        if let Some(exit) = self.broker.flatten(self.last_ts_ms.unwrap_or(0), ExitReason::EndOfData) {
-            self.on_exit(exit, observer);
-        }
+        // An external venue gets the flatten order; its fill, if any, comes after the report.
+        self.flatten(self.last_ts_ms.unwrap_or(0), ExitReason::EndOfData, observer);
         self.report.finish(ReportContext {
             symbol: self.symbol.map(|s| s.to_string()).unwrap_or_default(),
             first_ts_ms: self.first_ts_ms,

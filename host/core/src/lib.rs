@@ -21,5 +21,6 @@ pub mod risk;
 pub mod sim;
 pub mod strategy;
 pub mod time;
+pub mod venue;
 
 pub use market::{AgentDirectory, AgentId, BookSide, BookUpdate, Candle, Price, Side, Symbol, Trade, TradeType};

@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// valkey-server started here) and a 10k-of-1M time-travel query.
     #[arg(long)]
     pub store: bool,
+    /// The ProfitDLL simulator for the DLL figures (skipped when it is not there).
+    #[arg(long, default_value = "target/release/libtickhost_profitdll_sim.so")]
+    pub dll_library: PathBuf,
 }
 
 fn rate(n: u64, d: Duration) -> f64 {
@@ -180,5 +183,5 @@ pub fn run(args: BenchArgs, config: Config) -> Result<()> {
     if args.store {
         super::bench_store::run(&config, &trades)?;
     }
-    Ok(())
+    super::bench_dll::run(&args.dll_library, &config)
 }

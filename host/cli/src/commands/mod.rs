@@ -1,8 +1,10 @@
 pub mod bench;
 mod bench_ml;
+pub mod bench_dll;
 mod bench_plugins;
 mod bench_store;
 pub mod generate;
+pub mod ingest;
 pub mod plugins;
 pub mod query;
 pub mod replay;

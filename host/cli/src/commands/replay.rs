@@ -15,11 +15,27 @@ use crate::storage::{self, StoreRun};
 use tickhost_plugin::SlotStats;
 
 use crate::ml::MlRun;
+/// Where trades come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FeedKind {
+    /// A Profit tick CSV export (the CSV argument).
+    Csv,
+    /// A library exporting the ProfitDLL ABI (--library; `run` only).
+    Dll,
+    /// The ProfitDLL in a supervised `tickhost ingest` child process (--library; `run` only).
+    Ingest,
+}
 
 #[derive(Args, Debug)]
 pub struct SourceArgs {
     /// A Profit tick CSV export (seconds or milliseconds variant).
-    pub csv: PathBuf,
+    pub csv: Option<PathBuf>,
+    /// The data source.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub feed: FeedKind,
+    /// With --feed dll: ProfitDLL.dll or libtickhost_profitdll_sim.so (overrides dll.library).
+    #[arg(long, value_name = "PATH")]
+    pub library: Option<PathBuf>,
     /// What to do with a malformed or invalid row (overrides source.on_bad_row).
     #[arg(long, value_enum)]
     pub on_bad_row: Option<OnBadRowArg>,
@@ -29,6 +45,21 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
+    /// The CSV to replay; an error for a DLL feed or a missing path.
+    pub(crate) fn csv(&self) -> Result<&Path> {
+        match (self.feed, &self.csv) {
+            (FeedKind::Csv, Some(p)) => Ok(p),
+            (FeedKind::Csv, None) => {
+                anyhow::bail!("no CSV given: pass a Profit tick CSV path (or --feed dll with `run`)")
+            }
+            (FeedKind::Dll | FeedKind::Ingest, _) => {
+                anyhow::bail!(
+                    "--feed dll and --feed ingest are only for `tickhost run`; replay and backtest read a CSV"
+                )
+            }
+        }
+    }
+
     pub(crate) fn apply(&self, config: &mut Config) {
         if let Some(p) = self.on_bad_row {
             config.source.on_bad_row = match p {
@@ -166,21 +197,21 @@ pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
             let mut frames = FrameWriter::create(path, setup.engine.schema().names())?;
             let feed = Feed { hold: store.backpressure(), ..Feed::default() };
             let mut both = storage::with(&mut frames, &mut store);
-            let outcome = replay_csv_fed(&args.source.csv, &config, &mut setup.engine, &mut both, show, &feed)?;
+            let outcome = replay_csv_fed(args.source.csv()?, &config, &mut setup.engine, &mut both, show, &feed)?;
             let rows = frames.finish()?;
             eprintln!("wrote {rows} feature frames to {}", path.display());
             outcome
         }
         None => {
             let feed = Feed { hold: store.backpressure(), ..Feed::default() };
-            replay_csv_fed(&args.source.csv, &config, &mut setup.engine, store.observer(), show, &feed)?
+            replay_csv_fed(args.source.csv()?, &config, &mut setup.engine, store.observer(), show, &feed)?
         }
     };
     store.finish();
     if let Some(tt) = &setup.time_travel {
         eprintln!("{}", tt.summary());
     }
-    print_source_summary(&outcome, &args.source.csv);
+    print_source_summary(&outcome, args.source.csv()?);
     let i = &outcome.report.ingest;
     println!(
         "replayed {} trades into {} candles: {} duplicates dropped, {} edits applied, {} reordered, {} too late",
@@ -201,17 +232,22 @@ pub fn backtest(args: BacktestArgs, mut config: Config) -> Result<()> {
     let mut store = StoreRun::start(&config, setup.engine.schema(), TickStream::Historical);
     let feed = Feed { hold: store.backpressure(), ..Feed::default() };
     let outcome =
-        replay_csv_fed(&args.source.csv, &config, &mut setup.engine, store.observer(), !args.source.quiet, &feed)?;
+        replay_csv_fed(args.source.csv()?, &config, &mut setup.engine, store.observer(), !args.source.quiet, &feed)?;
     store.finish();
     if let Some(tt) = &setup.time_travel {
         eprintln!("{}", tt.summary());
     }
-    print_source_summary(&outcome, &args.source.csv);
+    print_source_summary(&outcome, args.source.csv()?);
     let report = &outcome.report;
     let plugin_stats = setup.plugin_stats();
     let offset = config.engine.utc_offset_minutes;
     let out_dir = args.out.unwrap_or_else(|| {
-        let stem = args.source.csv.file_stem().map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
+        let stem = args
+            .source
+            .csv
+            .as_deref()
+            .and_then(|p| p.file_stem())
+            .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
         PathBuf::from("out").join(format!("backtest-{stem}"))
     });
     std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;

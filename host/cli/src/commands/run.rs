@@ -32,10 +32,21 @@ pub struct RunArgs {
     /// the slots running it when its files change (a rebuild, a copy).
     #[arg(long, value_name = "DIR")]
     pub watch: Option<std::path::PathBuf>,
+    /// With --feed dll: stop after this many trades (0 = no limit).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_trades: u64,
+    /// With --feed dll: stop once no event arrived for this many seconds (0 = run until killed).
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    pub idle_exit: f64,
 }
 
 pub fn run(args: RunArgs, mut config: Config) -> Result<()> {
     args.source.apply(&mut config);
+    match args.source.feed {
+        super::replay::FeedKind::Dll => return crate::sources::dll::run(&args, config),
+        super::replay::FeedKind::Ingest => return crate::sources::ingest::run(&args, config),
+        super::replay::FeedKind::Csv => {}
+    }
     let mut setup = build_live_engine(&config)?;
     let runtime = setup
         .runtime()
@@ -72,7 +83,7 @@ pub fn run(args: RunArgs, mut config: Config) -> Result<()> {
     let hold = if args.pace == 0 { store.backpressure() } else { None };
     let feed = Feed { pace: args.pace, cancel: Some(admin.shutdown_flag()), hold };
     let outcome =
-        replay_csv_fed(&args.source.csv, &config, &mut setup.engine, store.observer(), !args.source.quiet, &feed);
+        replay_csv_fed(args.source.csv()?, &config, &mut setup.engine, store.observer(), !args.source.quiet, &feed);
     store.finish();
     admin.feed_ended();
     let outcome = match outcome {
@@ -82,7 +93,7 @@ pub fn run(args: RunArgs, mut config: Config) -> Result<()> {
             return Err(e);
         }
     };
-    print_source_summary(&outcome, &args.source.csv);
+    print_source_summary(&outcome, args.source.csv()?);
     if outcome.cancelled {
         eprintln!(
             "the feed was stopped by POST /shutdown after {} trades; the report covers those",

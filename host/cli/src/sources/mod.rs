@@ -1,0 +1,4 @@
+//! Live sources of `tickhost run` besides the CSV replay.
+
+pub mod dll;
+pub mod ingest;

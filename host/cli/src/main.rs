@@ -9,8 +9,8 @@ mod ml;
 mod pipeline;
 mod render;
 mod slots;
-mod storage;
 mod sources;
+mod storage;
 
 use std::path::PathBuf;
 

@@ -1,6 +1,6 @@
 pub mod bench;
-mod bench_ml;
 pub mod bench_dll;
+mod bench_ml;
 mod bench_plugins;
 mod bench_store;
 pub mod generate;

@@ -10,8 +10,8 @@ use crate::frames::FrameWriter;
 use crate::pipeline::{Feed, ReplayOutcome, replay_csv_fed};
 use crate::render;
 use crate::slots::build_engine;
-use tickhost_ml::MlStatus;
 use crate::storage::{self, StoreRun};
+use tickhost_ml::MlStatus;
 use tickhost_plugin::SlotStats;
 
 use crate::ml::MlRun;

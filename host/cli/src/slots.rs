@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use tickhost_core::agents::{NativeAgents, OrderFlowAgent};
 use tickhost_core::engine::{Engine, Hooks};
 use tickhost_core::extensions::Microstructure;
-use tickhost_core::hooks::{FeatureExtensions, FeatureSchema, NoExtensions};
+use tickhost_core::hooks::{ExtensionChain, FeatureExtensions, FeatureSchema};
 use tickhost_core::strategy::RegimeStrategies;
 use tickhost_plugin::{
     AgentSlot, AgentSlots, FeatureSlot, FeatureSlots, LoadedPlugin, NativeAgent, PluginRuntime, RegimePlugins,
@@ -78,30 +78,43 @@ pub fn plugin_runtime(config: &Config) -> Result<PluginRuntime> {
 /// The engine for a replay: native throughout unless the config puts
 /// plugins in slots.
 pub fn build_engine(config: &Config) -> Result<EngineSetup> {
-    build(config, false)
+    build(config, false, Vec::new())
+}
+
+/// [`build_engine`] with more native feature extensions after the others
+/// (the frame layout is fixed here, so a source that brings features, like
+/// the DLL's order book, hands them over now).
+pub fn build_engine_with(config: &Config, extra: Vec<Box<dyn FeatureExtensions>>) -> Result<EngineSetup> {
+    build(config, false, extra)
 }
 
 /// The engine for a long-running `tickhost run`: strategy and agent slots
 /// always exist, so an operator can deploy into them while it runs. (Feature
 /// extensions cannot be added live: the frame layout is fixed at start.)
 pub fn build_live_engine(config: &Config) -> Result<EngineSetup> {
-    build(config, true)
+    build(config, true, Vec::new())
 }
 
-fn build(config: &Config, live: bool) -> Result<EngineSetup> {
+fn build(config: &Config, live: bool, extra: Vec<Box<dyn FeatureExtensions>>) -> Result<EngineSetup> {
     let models = Arc::new(PluginModels::default());
     let (time_travel, tt_features) = crate::storage::time_travel(config)?;
+    // Native extensions after the plugins' features: time travel, then the caller's.
+    let mut native: Vec<Box<dyn FeatureExtensions>> = Vec::with_capacity(1 + extra.len());
+    native.extend(tt_features.map(|tt| Box::new(tt) as Box<dyn FeatureExtensions>));
+    native.extend(extra);
     if !live && !uses_plugins(config) {
-        let engine = match tt_features {
-            None => Engine::new(&config.engine),
-            Some(tt) => Engine::with_hooks(
+        let extensions = ExtensionChain::new(native);
+        let engine = if extensions.is_empty() {
+            Engine::new(&config.engine)
+        } else {
+            Engine::with_hooks(
                 &config.engine,
                 Hooks {
-                    extensions: Box::new(tt),
+                    extensions: extensions.into_extensions(),
                     strategies: Box::new(RegimeStrategies::new(&config.engine.strategy)),
                     agents: Box::new(NativeAgents::new(&config.engine.agents)),
                 },
-            ),
+            )
         }
         .context("invalid engine configuration")?;
         let (engine, ml) = crate::ml::attach(engine, config, &models);
@@ -137,15 +150,15 @@ fn build(config: &Config, live: bool) -> Result<EngineSetup> {
     }
     let mut metrics = Vec::new();
     let mut controls = Vec::new();
-    let extensions: Box<dyn FeatureExtensions> = if feature_slots.is_empty() {
-        Box::new(NoExtensions)
-    } else {
+    let mut extensions: Vec<Box<dyn FeatureExtensions>> = Vec::with_capacity(1 + native.len());
+    if !feature_slots.is_empty() {
         let slots = FeatureSlots::new(feature_slots, policy.clone()).context("cannot set up the feature slots")?;
         metrics.extend(slots.metrics());
         controls.extend(slots.controls());
-        Box::new(slots)
-    };
-    let extensions = crate::storage::chain(extensions, tt_features);
+        extensions.push(Box::new(slots));
+    }
+    extensions.extend(native);
+    let extensions = ExtensionChain::new(extensions).into_extensions();
     let mut schema = FeatureSchema::v3();
     schema.extend(&extensions.output_names()).context("feature extensions disagree on output names")?;
 

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tickhost_core::engine::EngineObserver;
-use tickhost_core::hooks::{FeatureExtensions, FeatureSchema};
-use tickhost_core::market::{Candle, Trade};
+use tickhost_core::hooks::FeatureSchema;
 use tickhost_core::outbox::Outbox;
 use tickhost_store::keys::TickStream;
 use tickhost_store::timetravel::{self, TimeTravelCounters, TimeTravelFeatures, TimeTravelSettings, TimeTravelWorker};
@@ -151,38 +150,4 @@ pub fn time_travel(config: &Config) -> anyhow::Result<(Option<TimeTravelRun>, Op
     let (features, worker, counters) =
         timetravel::start(settings, reader).map_err(|e| anyhow::anyhow!("cannot start the time-travel thread: {e}"))?;
     Ok((Some(TimeTravelRun { _worker: worker, counters }), Some(features)))
-}
-
-/// Other extensions, then the time-travel outputs.
-#[derive(Debug)]
-struct Chained {
-    first: Box<dyn FeatureExtensions>,
-    first_len: usize,
-    tt: TimeTravelFeatures,
-}
-
-impl FeatureExtensions for Chained {
-    fn output_names(&self) -> Vec<String> {
-        let mut names = self.first.output_names();
-        names.extend(self.tt.output_names());
-        names
-    }
-    fn on_trade(&mut self, trade: &Trade, frame: &[f64]) {
-        self.first.on_trade(trade, frame);
-    }
-    fn on_candle(&mut self, candle: &Candle, v3: &[f64], out: &mut [f64]) {
-        let (a, b) = out.split_at_mut(self.first_len.min(out.len()));
-        self.first.on_candle(candle, v3, a);
-        self.tt.on_candle(candle, v3, b);
-    }
-}
-
-pub fn chain(first: Box<dyn FeatureExtensions>, tt: Option<TimeTravelFeatures>) -> Box<dyn FeatureExtensions> {
-    match tt {
-        None => first,
-        Some(tt) => {
-            let first_len = first.output_names().len();
-            Box::new(Chained { first, first_len, tt })
-        }
-    }
 }

@@ -57,6 +57,9 @@ fn run_feed_dll_trades_the_simulated_market_with_orders_through_send_order() {
     assert!(t.contains("round trips"), "{t}");
     assert!(!t.contains("hunter2"), "a credential was printed");
     assert!(ingested(&t).0 > 5_000, "{t}");
+    let book = t.lines().find(|l| l.starts_with("book features:")).unwrap_or_else(|| panic!("{t}"));
+    let nums: Vec<u64> = book.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    assert!(nums[0] > 0 && nums[0] > nums[1], "candle closes read the simulated book: {book}");
 }
 
 #[test]

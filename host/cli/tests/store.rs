@@ -191,7 +191,15 @@ fn a_store_that_is_down_for_the_whole_run_leaves_a_journal_that_the_next_run_sen
     )
     .expect("valkey-server");
     assert_eq!(server.port(), port);
-    let again = backtest(dir.path(), "up", &env);
+    // Now the server is up: generous timeouts, so a loaded machine cannot
+    // make this run give up on it and keep the journal.
+    let env_up = [
+        env[0],
+        env[1],
+        ("TICKHOST__STORE__SHUTDOWN_GRACE_MS", "30000"),
+        ("TICKHOST__STORE__CONNECT_TIMEOUT_MS", "5000"),
+    ];
+    let again = backtest(dir.path(), "up", &env_up);
     assert_ok(&again);
     assert!(text(&again.stderr).contains(" 0 left in the journal"), "{}", text(&again.stderr));
     let r = report(dir.path(), "down");

@@ -15,24 +15,7 @@ struct BarAccumulator {
 impl BarAccumulator {
     fn start(open_ms: i64, first: &Trade) -> Self {
         let p = first.price.as_f64();
-        let candle = Candle {
-            symbol: first.symbol,
-            open_ms,
-            close_ms: first.ts_ms,
-            open: p,
-            high: p,
-            low: p,
-            close: p,
-            volume: 0.0,
-            financial_volume: 0.0,
-            trades: 0,
-            buy_volume: 0.0,
-            sell_volume: 0.0,
-            buy_trades: 0,
-            sell_trades: 0,
-            max_buy_run: 0,
-            max_sell_run: 0,
-        };
+        let candle = Candle::flat(first.symbol, open_ms, first.ts_ms, p);
         let mut acc = Self { candle, run_side: None, run_len: 0 };
         acc.add(first);
         acc

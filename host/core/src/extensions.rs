@@ -397,24 +397,7 @@ mod tests {
     }
 
     fn candle() -> Candle {
-        Candle {
-            symbol: Symbol::new("WDOH25").unwrap(),
-            open_ms: T0,
-            close_ms: T0,
-            open: 1.0,
-            high: 1.0,
-            low: 1.0,
-            close: 1.0,
-            volume: 0.0,
-            financial_volume: 0.0,
-            trades: 0,
-            buy_volume: 0.0,
-            sell_volume: 0.0,
-            buy_trades: 0,
-            sell_trades: 0,
-            max_buy_run: 0,
-            max_sell_run: 0,
-        }
+        Candle::flat(Symbol::new("WDOH25").unwrap(), T0, T0, 1.0)
     }
 
     fn assert_close(a: [f64; 5], b: [f64; 5]) {

@@ -107,6 +107,60 @@ impl FeatureExtensions for NoExtensions {
     fn on_candle(&mut self, _candle: &Candle, _v3: &[f64], _out: &mut [f64]) {}
 }
 
+/// Several extensions one after another: each writes its own outputs, in
+/// the order given (plugin features, then time travel, then the book...).
+#[derive(Debug, Default)]
+pub struct ExtensionChain {
+    links: Vec<(Box<dyn FeatureExtensions>, usize)>,
+}
+
+impl ExtensionChain {
+    pub fn new(parts: impl IntoIterator<Item = Box<dyn FeatureExtensions>>) -> Self {
+        let links = parts
+            .into_iter()
+            .map(|part| {
+                let len = part.output_names().len();
+                (part, len)
+            })
+            .collect();
+        Self { links }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+
+    /// The chain itself, or its only link when there is one.
+    pub fn into_extensions(mut self) -> Box<dyn FeatureExtensions> {
+        match self.links.len() {
+            0 => Box::new(NoExtensions),
+            1 => self.links.pop().map(|(part, _)| part).unwrap_or_else(|| Box::new(NoExtensions)),
+            _ => Box::new(self),
+        }
+    }
+}
+
+impl FeatureExtensions for ExtensionChain {
+    fn output_names(&self) -> Vec<String> {
+        self.links.iter().flat_map(|(part, _)| part.output_names()).collect()
+    }
+
+    fn on_trade(&mut self, trade: &Trade, frame: &[f64]) {
+        for (part, _) in &mut self.links {
+            part.on_trade(trade, frame);
+        }
+    }
+
+    fn on_candle(&mut self, candle: &Candle, v3: &[f64], out: &mut [f64]) {
+        let mut rest = out;
+        for (part, len) in &mut self.links {
+            let (mine, next) = rest.split_at_mut((*len).min(rest.len()));
+            part.on_candle(candle, v3, mine);
+            rest = next;
+        }
+    }
+}
+
 /// The strategy for each regime.
 pub trait Strategies: fmt::Debug + Send {
     fn on_candle(&mut self, input: &StrategyInput<'_>) -> Signal;

@@ -5,6 +5,7 @@
 //! crates and talk to the engine through the plain types defined here.
 
 pub mod agents;
+pub mod book;
 pub mod broker;
 pub mod candles;
 pub mod consensus;

@@ -369,3 +369,27 @@ pub struct Candle {
     pub max_buy_run: u32,
     pub max_sell_run: u32,
 }
+
+impl Candle {
+    /// A bar with no trades yet, every price at `price`.
+    pub fn flat(symbol: Symbol, open_ms: i64, close_ms: i64, price: f64) -> Self {
+        Self {
+            symbol,
+            open_ms,
+            close_ms,
+            open: price,
+            high: price,
+            low: price,
+            close: price,
+            volume: 0.0,
+            financial_volume: 0.0,
+            trades: 0,
+            buy_volume: 0.0,
+            sell_volume: 0.0,
+            buy_trades: 0,
+            sell_trades: 0,
+            max_buy_run: 0,
+            max_sell_run: 0,
+        }
+    }
+}

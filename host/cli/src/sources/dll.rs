@@ -5,13 +5,17 @@
 //! back through the ring and update positions and risk.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
-use tickhost_core::Price;
+use tickhost_core::book::{BookBoard, BookFeatures};
 use tickhost_core::engine::EngineObserver;
+use tickhost_core::hooks::FeatureExtensions;
 use tickhost_core::venue::{ExecutionReport, ExecutionStatus, OrderIntent};
+use tickhost_core::{Price, Symbol};
 use tickhost_feed::profit_dll::session::Phase;
 use tickhost_feed::profit_dll::{
     AccountConfig, Credentials, DllConfig, DllFeed, FeedCounters, LoginMode, OrderRequest, OrderSender, OrderStatus,
@@ -21,7 +25,7 @@ use tickhost_feed::profit_dll::{
 use crate::commands::run::RunArgs;
 use crate::config::Config;
 use crate::render;
-use crate::slots::build_engine;
+use crate::slots::build_engine_with;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -154,7 +158,12 @@ pub fn run(args: &RunArgs, config: Config) -> Result<()> {
     if section.broker == BrokerArg::Dll && section.login != LoginArg::Full {
         bail!("dll.broker = \"dll\" routes orders through SendOrder, which needs dll.login = \"full\"");
     }
-    let mut setup = build_engine(&config)?;
+    // The stream keeps the price book; its top reaches the engine as book features.
+    let board = section.price_book.then(|| BookBoard::new(section.tickers.iter().filter_map(|t| Symbol::new(t))));
+    let book_features = board.as_ref().map(|b| BookFeatures::new(Arc::clone(b)));
+    let book_counters = book_features.as_ref().map(BookFeatures::counters);
+    let extra = book_features.into_iter().map(|f| Box::new(f) as Box<dyn FeatureExtensions>).collect();
+    let mut setup = build_engine_with(&config, extra)?;
     let engine = &mut setup.engine;
     if section.broker == BrokerArg::Dll {
         engine.use_external_venue();
@@ -162,6 +171,9 @@ pub fn run(args: &RunArgs, config: Config) -> Result<()> {
     let library = feed_config.library.clone();
     let (feed, mut stream, sender) = DllFeed::start(feed_config)
         .with_context(|| format!("cannot start the ProfitDLL feed ({})", library.display()))?;
+    if let Some(board) = &board {
+        stream.publish_books_to(Arc::clone(board));
+    }
     feed.wait_ready(Duration::from_millis(section.ready_timeout_ms))
         .with_context(|| format!("ProfitDLL {} did not connect", library.display()))?;
     eprintln!(
@@ -274,6 +286,13 @@ pub fn run(args: &RunArgs, config: Config) -> Result<()> {
         status.orders_sent,
         status.orders_refused
     );
+    if let Some(c) = &book_counters {
+        eprintln!(
+            "book features: {} candles read the book, {} had none yet (neutral values)",
+            c.served.load(Ordering::Relaxed),
+            c.fallbacks.load(Ordering::Relaxed)
+        );
+    }
     let odd: Vec<String> = late.iter().filter(|(_, n)| *n > 0).map(|(k, n)| format!("{k}={n}")).collect();
     if !odd.is_empty() {
         eprintln!("feed anomalies: {}", odd.join(" "));

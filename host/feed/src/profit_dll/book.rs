@@ -4,6 +4,7 @@
 //! side's list, position 0 being the best level. The lists here are stored
 //! the same way (best last), so each action is one index computation.
 
+use tickhost_core::book::{BOOK_DEPTH_LEVELS, TopOfBook};
 use tickhost_core::market::BookAction;
 use tickhost_core::{BookSide, BookUpdate, Price};
 
@@ -129,12 +130,15 @@ impl PriceBook {
         self.asks.at(0).copied()
     }
 
-    /// (bid - ask) / (bid + ask) quantity over the top `depth` levels, in [-1, 1].
-    pub fn imbalance(&self, depth: usize) -> Option<f64> {
-        let bid: i64 = self.bids.iter().take(depth).map(|l| l.quantity).sum();
-        let ask: i64 = self.asks.iter().take(depth).map(|l| l.quantity).sum();
-        let total = bid + ask;
-        (total > 0).then(|| (bid - ask) as f64 / total as f64)
+    /// What book features read: best prices and the depth of the best levels.
+    pub fn top(&self) -> TopOfBook {
+        let depth = |side: &SideList<Level>| side.iter().take(BOOK_DEPTH_LEVELS).map(|l| l.quantity as f64).sum();
+        TopOfBook {
+            best_bid: self.best_bid().map_or(0.0, |l| l.price.as_f64()),
+            best_ask: self.best_ask().map_or(0.0, |l| l.price.as_f64()),
+            bid_depth: depth(&self.bids),
+            ask_depth: depth(&self.asks),
+        }
     }
 }
 
@@ -229,7 +233,7 @@ mod tests {
         // Delete from position 1: that level and every worse one.
         b.apply(&up(BookAction::DeleteFrom, BookSide::Bid, 1, 0.0, 0)).expect("delete from");
         assert_eq!(b.bids.len(), 1);
-        assert_eq!(b.imbalance(5), Some(1.0));
+        assert_eq!(b.top().imbalance(), 1.0);
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! `Sequencer` drops them by number; a history trade whose content differs
 //! from the one seen is applied as an exchange correction.
 
+use std::sync::Arc;
+
+use tickhost_core::book::BookBoard;
 use tickhost_core::{Symbol, Trade};
 
 use super::DllConfig;
@@ -86,6 +89,8 @@ pub struct DllStream {
     notices: rtrb::Consumer<Notice>,
     price_books: Vec<(Symbol, PriceBook)>,
     offer_books: Vec<(Symbol, OfferBook)>,
+    /// Where each price-book change publishes the book's top, for book features.
+    book_board: Option<Arc<BookBoard>>,
     last_daily: Option<DailyBar>,
     connected: bool,
     gap: bool,
@@ -112,6 +117,7 @@ impl DllStream {
             notices,
             price_books: symbols.clone().map(|s| (s, PriceBook::default())).collect(),
             offer_books: symbols.map(|s| (s, OfferBook::default())).collect(),
+            book_board: None,
             last_daily: None,
             connected: false,
             // A restarted ingest backfills at its first connection: hold for it.
@@ -129,6 +135,11 @@ impl DllStream {
 
     pub fn counters(&self) -> StreamCounters {
         self.counters
+    }
+
+    /// From now on every price-book change publishes the book's top to `board`.
+    pub fn publish_books_to(&mut self, board: Arc<BookBoard>) {
+        self.book_board = Some(board);
     }
 
     pub fn price_book(&self, symbol: Symbol) -> Option<&PriceBook> {
@@ -277,10 +288,12 @@ impl DllStream {
             }
             DllEvent::PriceBook(update) => {
                 self.counters.book_updates += 1;
-                if let Some((_, book)) = self.price_books.iter_mut().find(|(s, _)| *s == update.symbol)
-                    && book.apply(&update).is_err()
-                {
-                    self.counters.book_errors += 1;
+                if let Some((_, book)) = self.price_books.iter_mut().find(|(s, _)| *s == update.symbol) {
+                    if book.apply(&update).is_err() {
+                        self.counters.book_errors += 1;
+                    } else if let Some(board) = &self.book_board {
+                        board.publish(update.symbol, &book.top());
+                    }
                 }
                 None
             }

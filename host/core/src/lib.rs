@@ -11,6 +11,7 @@ pub mod consensus;
 pub mod engine;
 pub mod extensions;
 pub mod features;
+pub mod history;
 pub mod hooks;
 pub mod ingest;
 pub mod market;

@@ -41,6 +41,27 @@ pub struct StoreConfig {
     pub retry_ms: u64,
     pub shutdown_grace_ms: u64,
     pub time_travel: TimeTravelConfig,
+    #[serde(default)]
+    pub history: HistoryConfig,
+}
+
+/// Plugins' `history` import: how much recent history the host keeps.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Trades kept (and at most returned by one `recent-trades` call).
+    pub trades: usize,
+    /// Closed candles kept (and at most returned by one `recent-candles` call).
+    pub candles: usize,
+    /// Fill the window at start with what the store holds from before the
+    /// run's first trade (read off the engine thread).
+    pub seed: bool,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self { trades: 4096, candles: 1024, seed: true }
+    }
 }
 
 /// The seeds' switches `TIME_TRAVEL_ENABLED` and `TIME_TRAVEL_PERCENTAGE`.

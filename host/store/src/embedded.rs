@@ -322,6 +322,11 @@ impl Store for EmbeddedStore {
         Ok(s.iter().rev().take(count).map(|(id, f)| Entry { id: *id, fields: f.clone() }).collect())
     }
 
+    fn recent_until(&mut self, key: &str, until: StreamId, count: usize) -> Result<Vec<Entry>, StoreError> {
+        let Some(s) = self.data.streams.get(key) else { return Ok(Vec::new()) };
+        Ok(s.range(..=until).rev().take(count).map(|(id, f)| Entry { id: *id, fields: f.clone() }).collect())
+    }
+
     fn get(&mut self, key: &str) -> Result<Option<String>, StoreError> {
         let now = now_ms();
         Ok(self.data.kv.get(key).filter(|(_, exp)| *exp == 0 || *exp > now).map(|(v, _)| v.clone()))

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod config;
 pub mod embedded;
+pub mod history;
 pub mod journal;
 pub mod keys;
 pub mod query;
@@ -28,7 +29,7 @@ pub mod timetravel;
 pub mod valkey;
 pub mod writer;
 
-pub use config::{Backend, StoreConfig, TimeTravelConfig};
+pub use config::{Backend, HistoryConfig, StoreConfig, TimeTravelConfig};
 pub use embedded::EmbeddedStore;
 pub use valkey::{ValkeyConfig, ValkeyStore};
 
@@ -208,6 +209,9 @@ pub trait Store: Send {
     fn range(&mut self, key: &str, from: StreamId, to: StreamId, count: usize) -> Result<Vec<Entry>, StoreError>;
     /// The last `count` entries of `key`, newest first.
     fn recent(&mut self, key: &str, count: usize) -> Result<Vec<Entry>, StoreError>;
+    /// The last `count` entries of `key` with `id <= until`, newest first
+    /// (XREVRANGE key until - COUNT count).
+    fn recent_until(&mut self, key: &str, until: StreamId, count: usize) -> Result<Vec<Entry>, StoreError>;
     fn get(&mut self, key: &str) -> Result<Option<String>, StoreError>;
     fn agent_performance(&mut self, agent: &str) -> Result<Option<AgentPerformance>, StoreError>;
     /// Keys matching a glob `pattern` (SCAN, every node of a cluster).

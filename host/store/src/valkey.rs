@@ -501,6 +501,11 @@ impl Store for ValkeyStore {
         parse_entries(self.query("XREVRANGE", &c)?)
     }
 
+    fn recent_until(&mut self, key: &str, until: StreamId, count: usize) -> Result<Vec<Entry>, StoreError> {
+        let c = cmd("XREVRANGE").arg(key).arg(until.to_string()).arg("-").arg("COUNT").arg(count).clone();
+        parse_entries(self.query("XREVRANGE", &c)?)
+    }
+
     fn get(&mut self, key: &str) -> Result<Option<String>, StoreError> {
         match self.query("GET", &cmd("GET").arg(key).clone())? {
             Value::Nil => Ok(None),

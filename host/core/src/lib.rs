@@ -16,6 +16,7 @@ pub mod hooks;
 pub mod ingest;
 pub mod market;
 pub mod outbox;
+pub mod patterns;
 pub mod regime;
 pub mod report;
 pub mod risk;

@@ -14,7 +14,7 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value, cmd};
 
-use crate::{AgentPerformance, Applied, Entry, Health, Op, Store, StoreError, StreamId, keys};
+use crate::{AgentPerformance, Applied, Entry, Health, Op, PatternStats, Store, StoreError, StreamId, keys};
 
 /// Where the server is and how to log in. Credentials come from the
 /// environment (`VALKEY_USERNAME`, `VALKEY_PASSWORD`) or the URL; `Debug`
@@ -151,6 +151,22 @@ redis.call('HINCRBY', KEYS[2], 'total_decisions', 1)
 redis.call('HINCRBY', KEYS[2], 'wins', tonumber(ARGV[3]))
 redis.call('HINCRBYFLOAT', KEYS[2], 'total_pnl_brl', ARGV[4])
 redis.call('HINCRBYFLOAT', KEYS[2], 'total_reward', ARGV[5])
+return 1
+";
+
+/// A pattern occurrence aggregated on write, once per occurrence. KEYS[1]
+/// the occurrences seen, KEYS[2] the aggregate (same hash tag). ARGV: time,
+/// occurrence, outcome (1, -1, 0), points moved.
+const PATTERN_SCRIPT: &str = r"
+if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[2], 'occurrences', 1)
+local o = tonumber(ARGV[3])
+if o > 0 then redis.call('HINCRBY', KEYS[2], 'wins', 1)
+elseif o < 0 then redis.call('HINCRBY', KEYS[2], 'losses', 1)
+else redis.call('HINCRBY', KEYS[2], 'flat', 1) end
+redis.call('HINCRBYFLOAT', KEYS[2], 'total_move_points', ARGV[4])
+local last = tonumber(redis.call('HGET', KEYS[2], 'last_seen_ms') or '0')
+if tonumber(ARGV[1]) > last then redis.call('HSET', KEYS[2], 'last_seen_ms', ARGV[1]) end
 return 1
 ";
 
@@ -362,6 +378,21 @@ impl ValkeyStore {
         Ok(out)
     }
 
+    fn hgetall(&mut self, key: &str) -> Result<Vec<(String, String)>, StoreError> {
+        match self.query("HGETALL", &cmd("HGETALL").arg(key).clone())? {
+            Value::Array(a) => {
+                let mut it = a.into_iter();
+                let mut out = Vec::new();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    out.push((value_string(k)?, value_string(v)?));
+                }
+                Ok(out)
+            }
+            Value::Map(m) => m.into_iter().map(|(k, v)| Ok((value_string(k)?, value_string(v)?))).collect(),
+            other => Err(StoreError::Protocol(format!("HGETALL {other:?}"))),
+        }
+    }
+
     fn xadd_cmd(key: &str, id: StreamId, maxlen: u64, fields: &[(String, String)]) -> Cmd {
         let mut c = cmd("XADD");
         c.arg(key);
@@ -456,6 +487,18 @@ impl Store for ValkeyStore {
                         .arg(reward.to_string());
                     c
                 }
+                Op::Pattern { pattern, occurrence, ts_ms, outcome, move_points } => {
+                    let mut c = cmd("EVAL");
+                    c.arg(PATTERN_SCRIPT)
+                        .arg(2)
+                        .arg(keys::pattern_seen_key(pattern))
+                        .arg(keys::pattern_key(pattern))
+                        .arg(*ts_ms)
+                        .arg(occurrence)
+                        .arg(*outcome)
+                        .arg(move_points.to_string());
+                    c
+                }
                 Op::Publish { channel, message } => {
                     let mut c = cmd("PUBLISH");
                     c.arg(channel).arg(message);
@@ -484,7 +527,7 @@ impl Store for ValkeyStore {
                     tracing::warn!(key = op.routing_key(), error = %msg, "the store refused a write");
                     applied.rejected += 1;
                 }
-                (Op::Feedback { .. }, Value::Int(0)) => applied.duplicates += 1,
+                (Op::Feedback { .. } | Op::Pattern { .. }, Value::Int(0)) => applied.duplicates += 1,
                 _ => applied.written += 1,
             }
         }
@@ -513,23 +556,24 @@ impl Store for ValkeyStore {
         }
     }
 
+    fn pattern_stats(&mut self, kind: &str, name: &str) -> Result<Option<PatternStats>, StoreError> {
+        let pairs = self.hgetall(&keys::pattern(kind, name))?;
+        if pairs.is_empty() {
+            return Ok(None);
+        }
+        let get = |f: &str| pairs.iter().find(|(k, _)| k == f).map(|(_, v)| v.as_str()).unwrap_or("0");
+        Ok(Some(PatternStats {
+            occurrences: get("occurrences").parse().unwrap_or(0),
+            wins: get("wins").parse().unwrap_or(0),
+            losses: get("losses").parse().unwrap_or(0),
+            flat: get("flat").parse().unwrap_or(0),
+            total_move_points: get("total_move_points").parse().unwrap_or(0.0),
+            last_seen_ms: get("last_seen_ms").parse().unwrap_or(0),
+        }))
+    }
+
     fn agent_performance(&mut self, agent: &str) -> Result<Option<AgentPerformance>, StoreError> {
-        let v = self.query("HGETALL", &cmd("HGETALL").arg(keys::performance(agent)).clone())?;
-        let pairs: Vec<(String, String)> = match v {
-            Value::Array(a) => {
-                let mut it = a.into_iter();
-                let mut out = Vec::new();
-                while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                    out.push((value_string(k)?, value_string(v)?));
-                }
-                out
-            }
-            Value::Map(m) => {
-                m.into_iter().map(|(k, v)| Ok((value_string(k)?, value_string(v)?))).collect::<Result<_, _>>()?
-            }
-            other => return Err(StoreError::Protocol(format!("HGETALL {other:?}"))),
-        };
-        Ok(performance_from(&pairs))
+        Ok(performance_from(&self.hgetall(&keys::performance(agent))?))
     }
 
     fn keys(&mut self, pattern: &str) -> Result<Vec<String>, StoreError> {

@@ -339,3 +339,136 @@ fn a_backtest_aggregates_tape_and_footprint_patterns_once_and_cleanup_keeps_them
     assert_ok(&backtest(dir.path(), "again", &env));
     assert_eq!(stats(&mut store), first);
 }
+
+/// A bare HTTP/1.1 GET: (status, content type, body).
+fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
+    let content_type = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-type")))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    Ok((status, content_type, body.to_string()))
+}
+
+/// The value of one Prometheus sample (`name{labels}`), if exposed.
+fn metric(text: &str, sample: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// `tickhost run <csv> --pace N` against a Valkey server: the child, its admin port, stdout/stderr collected.
+fn spawn_run(cwd: &Path, csv: &Path, pace: &str, url: &str) -> (std::process::Child, u16) {
+    let port = tickhost_store::server::free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_tickhost"))
+        .current_dir(cwd)
+        .args(["run", csv.to_str().expect("path"), "--quiet", "--pace", pace])
+        .env_remove("LOG_LEVEL")
+        .env_remove("TICKHOST_CONFIG")
+        .env_remove("VALKEY_ENABLED")
+        .env_remove("VALKEY_PASSWORD")
+        .env_remove("VALKEY_USERNAME")
+        .env("TICKHOST__STORE__BACKEND", "valkey")
+        .env("TICKHOST__STORE__URL", url)
+        .env("TICKHOST__STORE__RETRY_MS", "50")
+        .env("TICKHOST__STORE__CONNECT_TIMEOUT_MS", "300")
+        .env("TICKHOST__STORE__SHUTDOWN_GRACE_MS", "20000")
+        .env("TICKHOST__ADMIN__BIND", format!("127.0.0.1:{port}"))
+        .env("TICKHOST_ADMIN_TOKEN", "store-outage-test")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tickhost run starts");
+    (child, port)
+}
+
+/// Polls `/health` until `done(store status)` holds; panics after 60 s.
+fn wait_for_store(port: u16, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Ok((200, _, body)) = http_get(port, "/health")
+            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&body)
+            && done(&v["store"])
+        {
+            return v["store"].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for the store to be {what}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn the_binary_survives_a_valkey_sigkill_mid_run_with_every_trade_once_and_the_same_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = sample_day();
+    // The run without an outage, against its own server.
+    let calm_dir = dir.path().join("calm");
+    std::fs::create_dir_all(&calm_dir).expect("dir");
+    let calm_server = ServerProcess::start(&calm_dir.join("valkey"), &[]).expect("valkey-server");
+    let (calm, _) = spawn_run(&calm_dir, &csv, "10000", &calm_server.url());
+    let calm = calm.wait_with_output().expect("run");
+    assert_ok(&calm);
+
+    // The server whose death we watch: AOF with fsync per write, so what it
+    // acknowledged before SIGKILL is there after the restart (same --dir,
+    // same port); anything it had not acknowledged is in tickhost's journal.
+    let stormy_dir = dir.path().join("stormy");
+    std::fs::create_dir_all(&stormy_dir).expect("dir");
+    let mut server =
+        ServerProcess::start(&stormy_dir.join("valkey"), &["--appendonly", "yes", "--appendfsync", "always"])
+            .expect("valkey-server");
+    let (child, admin) = spawn_run(&stormy_dir, &csv, "10000", &server.url());
+    // Mid-run by what the writer reports, not by a timer: a third of the day
+    // in (the day is ~19k trades, paced over ~2 s).
+    let before = wait_for_store(admin, "a third through", |s| s["written"].as_u64().is_some_and(|w| w >= 6000));
+    assert_eq!(before["state"], "up", "{before}");
+    server.kill();
+    let down = wait_for_store(admin, "down", |s| s["state"] == "down");
+    assert_eq!(down["outages"], 1, "{down}");
+    // Status and lag in Prometheus form while it is down.
+    let (code, content_type, text_metrics) = http_get(admin, "/metrics").expect("metrics");
+    assert_eq!(code, 200, "{text_metrics}");
+    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    assert_eq!(metric(&text_metrics, r#"tickhost_store_up{backend="valkey"}"#), Some(0.0), "{text_metrics}");
+    assert_eq!(
+        metric(&text_metrics, r#"tickhost_store_state{backend="valkey",state="down"}"#),
+        Some(1.0),
+        "{text_metrics}"
+    );
+    assert_eq!(metric(&text_metrics, r#"tickhost_store_outages_total{backend="valkey"}"#), Some(1.0));
+    assert!(metric(&text_metrics, r#"tickhost_store_written_total{backend="valkey"}"#).is_some_and(|w| w >= 6000.0));
+    assert!(text_metrics.contains("# TYPE tickhost_store_lag gauge"), "{text_metrics}");
+    assert!(text_metrics.contains("tickhost_plugin_calls_total{slot=\"strategy.trend_up\",plugin=\"native\"}"));
+    // The journal grows while the engine keeps trading.
+    let spilled = wait_for_store(admin, "spilling", |s| s["journal_ops"].as_u64().is_some_and(|n| n > 0));
+    assert!(spilled["lag"].as_u64().expect("lag") > 0, "{spilled}");
+    server.restart().expect("restart on the same port and directory");
+    let out = child.wait_with_output().expect("run");
+    assert_ok(&out);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("1 outages, 0 left in the journal, 0 dropped"), "{stderr}");
+    assert_eq!(text(&out.stdout), text(&calm.stdout), "the printed report must not depend on the store");
+
+    // Every trade exactly once: the stream equals the calm run's, entry for entry.
+    let key = tickhost_store::keys::ticks("WDOFUT", tickhost_store::keys::TickStream::Realtime);
+    let read = |url: String| {
+        let mut s = tickhost_store::ValkeyStore::new(tickhost_store::ValkeyConfig::new(url)).expect("client");
+        tickhost_store::query::time_travel_vec(&mut s, &key, 0, u64::MAX / 2, 5000).expect("range")
+    };
+    let calm_entries = read(calm_server.url());
+    let stormy_entries = read(server.url());
+    assert!(calm_entries.len() > 18_000, "{}", calm_entries.len());
+    assert_eq!(stormy_entries.len(), calm_entries.len());
+    assert!(stormy_entries == calm_entries, "the streams differ");
+    let numbers: std::collections::HashSet<(String, String)> = stormy_entries
+        .iter()
+        .map(|e| (e.field("trade_id").expect("id").to_string(), e.field("is_edit").expect("edit").to_string()))
+        .collect();
+    assert_eq!(numbers.len(), stormy_entries.len(), "a trade was stored twice");
+}

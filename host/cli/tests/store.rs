@@ -472,3 +472,46 @@ fn the_binary_survives_a_valkey_sigkill_mid_run_with_every_trade_once_and_the_sa
         .collect();
     assert_eq!(numbers.len(), stormy_entries.len(), "a trade was stored twice");
 }
+
+#[test]
+fn backtest_and_query_over_tls_with_the_ca_and_client_certificate_from_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = tickhost_store::server::TlsServer::start(&dir.path().join("valkey"), &[])
+        .expect("a TLS-capable redis-server (scripts/setup.sh installs Debian's)");
+    let url = format!("redis://127.0.0.1:{}", server.tls_port);
+    let f = &server.files;
+    let (ca, cert, key) =
+        (f.ca_cert.display().to_string(), f.client_cert.display().to_string(), f.client_key.display().to_string());
+    let env = [
+        ("TICKHOST__STORE__BACKEND", "valkey"),
+        ("TICKHOST__STORE__URL", url.as_str()),
+        ("TICKHOST__STORE__TLS", "true"),
+        ("TICKHOST__STORE__TLS_CA_FILE", ca.as_str()),
+        ("TICKHOST__STORE__TLS_CERT_FILE", cert.as_str()),
+        ("TICKHOST__STORE__TLS_KEY_FILE", key.as_str()),
+    ];
+    let out = backtest(dir.path(), "bt", &env);
+    assert_ok(&out);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("store (valkey):") && stderr.contains("0 outages"), "{stderr}");
+    assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
+    let r = report(dir.path(), "bt");
+    let stored = r["ingest"]["accepted"].as_u64().expect("accepted") + r["ingest"]["edits"].as_u64().expect("edits");
+    let q = tickhost(
+        dir.path(),
+        &["query", "--symbol", "WDOFUT", "--from", "2024-01-08 00:00", "--to", "2024-01-09 00:00", "--count"],
+        &env,
+    );
+    assert_ok(&q);
+    assert_eq!(text(&q.stdout).trim(), stored.to_string());
+    // Without the CA file the system's roots do not know the test CA: the
+    // handshake is refused, and the error says so.
+    let no_ca: Vec<(&str, &str)> = env.iter().copied().filter(|(k, _)| *k != "TICKHOST__STORE__TLS_CA_FILE").collect();
+    let q = tickhost(
+        dir.path(),
+        &["query", "--symbol", "WDOFUT", "--from", "2024-01-08 00:00", "--to", "2024-01-09 00:00", "--count"],
+        &no_ca,
+    );
+    assert!(!q.status.success());
+    assert!(text(&q.stderr).to_lowercase().contains("certificate"), "{}", text(&q.stderr));
+}

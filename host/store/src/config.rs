@@ -29,6 +29,14 @@ pub struct StoreConfig {
     pub cluster_urls: Vec<String>,
     pub cluster: bool,
     pub tls: bool,
+    /// PEM CA of the server's certificate ("": the system's roots).
+    #[serde(default)]
+    pub tls_ca_file: PathBuf,
+    /// PEM client certificate and key, when the server checks clients ("": none).
+    #[serde(default)]
+    pub tls_cert_file: PathBuf,
+    #[serde(default)]
+    pub tls_key_file: PathBuf,
     pub connect_timeout_ms: u64,
     pub response_timeout_ms: u64,
     pub maxlen: u64,
@@ -88,6 +96,9 @@ impl std::fmt::Debug for StoreConfig {
             .field("cluster_urls", &self.cluster_urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>())
             .field("cluster", &self.cluster)
             .field("tls", &self.tls)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &(!self.tls_key_file.as_os_str().is_empty()).then_some("<set>"))
             .field("maxlen", &self.maxlen)
             .field("embedded_path", &self.embedded_path)
             .field("journal_dir", &self.journal_dir)
@@ -108,6 +119,10 @@ impl StoreConfig {
         c.urls.extend(self.cluster_urls.iter().cloned());
         c.cluster = self.cluster;
         c.tls = self.tls;
+        let path = |p: &PathBuf| (!p.as_os_str().is_empty()).then(|| p.clone());
+        c.tls_ca_file = path(&self.tls_ca_file);
+        c.tls_cert_file = path(&self.tls_cert_file);
+        c.tls_key_file = path(&self.tls_key_file);
         c.connect_timeout = Duration::from_millis(self.connect_timeout_ms.max(1));
         c.response_timeout = Duration::from_millis(self.response_timeout_ms.max(1));
         c.with_env_credentials(|k| std::env::var(k).ok())

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
@@ -30,6 +31,12 @@ pub struct ValkeyConfig {
     pub password: Option<String>,
     /// TLS (`rediss://`). Needs a server built with TLS.
     pub tls: bool,
+    /// PEM CA that signed the server's certificate; `None`: the system's roots.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate and key, for a server that authenticates
+    /// clients (`tls-auth-clients yes`). The key's content is never logged.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
 }
@@ -42,6 +49,9 @@ impl ValkeyConfig {
             username: None,
             password: None,
             tls: false,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(5),
         }
@@ -86,6 +96,37 @@ impl ValkeyConfig {
     }
 }
 
+impl ValkeyConfig {
+    /// The CA and client certificate files, read; `None` when TLS is off or
+    /// uses the system's roots without a client certificate.
+    fn tls_certificates(&self) -> Result<Option<redis::TlsCertificates>, StoreError> {
+        if !self.tls || (self.tls_ca_file.is_none() && self.tls_cert_file.is_none()) {
+            return Ok(None);
+        }
+        let read = |what: &'static str, path: &PathBuf| {
+            std::fs::read(path).map_err(|source| StoreError::Io { what, path: path.clone(), source })
+        };
+        let root_cert = self
+            .tls_ca_file
+            .as_ref()
+            .map(|p| read("cannot read the TLS CA file (store.tls_ca_file)", p))
+            .transpose()?;
+        let client_tls = match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: read("cannot read the TLS client certificate (store.tls_cert_file)", cert)?,
+                client_key: read("cannot read the TLS client key (store.tls_key_file)", key)?,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(StoreError::Config(
+                    "store.tls_cert_file and store.tls_key_file go together: set both or neither".into(),
+                ));
+            }
+        };
+        Ok(Some(redis::TlsCertificates { client_tls, root_cert }))
+    }
+}
+
 impl fmt::Debug for ValkeyConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let urls: Vec<String> = self.urls.iter().map(|u| redact_url(u)).collect();
@@ -95,6 +136,9 @@ impl fmt::Debug for ValkeyConfig {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("tls", &self.tls)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file.as_ref().map(|_| "<set>"))
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .finish()
@@ -255,6 +299,9 @@ impl ValkeyStore {
             if let Some(p) = &cfg.password {
                 builder = builder.password(p);
             }
+            if let Some(certs) = cfg.tls_certificates()? {
+                builder = builder.certs(certs);
+            }
             let client = builder.build().map_err(|e| unavailable("cluster client", &e))?;
             let conn = self
                 .rt
@@ -263,7 +310,15 @@ impl ValkeyStore {
             Conn::Cluster(conn)
         } else {
             let info = cfg.connection_info(&cfg.urls[0])?;
-            let client = redis::Client::open(info).map_err(|e| unavailable("client", &e))?;
+            let client = match cfg.tls_certificates()? {
+                Some(certs) => redis::Client::build_with_tls(info, certs),
+                None => redis::Client::open(info),
+            }
+            .map_err(|e| {
+                StoreError::Config(format!(
+                    "store TLS setup: {e}; check store.tls_ca_file / tls_cert_file / tls_key_file"
+                ))
+            })?;
             let async_cfg = redis::AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(cfg.connect_timeout))
                 .set_response_timeout(Some(cfg.response_timeout));

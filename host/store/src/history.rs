@@ -83,7 +83,17 @@ pub fn read_seed(
     if trades > 0 {
         // Exchange corrections are stored again with is_edit; the live window
         // holds trades as first admitted, so the seed skips them too.
-        for e in store.recent_until(&keys::ticks(symbol, stream), until, trades)? {
+        // The run's own kind of stream first; a live session started by a
+        // command that replays (or the reverse) still finds the other one.
+        let other = match stream {
+            TickStream::Realtime => TickStream::Historical,
+            TickStream::Historical => TickStream::Realtime,
+        };
+        let mut entries = store.recent_until(&keys::ticks(symbol, stream), until, trades)?;
+        if entries.is_empty() {
+            entries = store.recent_until(&keys::ticks(symbol, other), until, trades)?;
+        }
+        for e in entries {
             match trade_from_entry(&e) {
                 Some(t) if !t.is_edit && t.ts_ms < first_ms => seed.trades.push(t),
                 Some(_) => {}
@@ -161,4 +171,49 @@ pub fn spawn_seeder(
         }
     })?;
     Ok(HistorySeeder { stop, handle: Some(handle) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EmbeddedStore;
+    use crate::Op;
+
+    fn tick(ts: i64, n: u64, edit: bool) -> Op {
+        let f = |k: &str, v: String| (k.to_string(), v);
+        Op::XAdd {
+            key: keys::ticks("WDOFUT", TickStream::Realtime),
+            id: StreamId::new(ts as u64, n),
+            maxlen: 0,
+            fields: vec![
+                f("symbol", "WDOFUT".into()),
+                f("timestamp_ms", ts.to_string()),
+                f("trade_id", n.to_string()),
+                f("price", "5000.5".into()),
+                f("volume", "50005".into()),
+                f("quantity", "1".into()),
+                f("buyer", "3".into()),
+                f("seller", "4".into()),
+                f("trade_type", "2".into()),
+                f("is_edit", edit.to_string()),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_seed_is_what_precedes_the_first_trade_oldest_first_from_either_stream() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = EmbeddedStore::open(&dir.path().join("s.jsonl")).expect("open");
+        store
+            .apply(&[tick(1000, 1, false), tick(2000, 2, false), tick(2500, 3, true), tick(3000, 4, false)])
+            .expect("apply");
+        // Only realtime holds ticks: a replay's seed falls back to it.
+        let seed = read_seed(&mut store, "WDOFUT", TickStream::Historical, 3000, 10, 10).expect("seed");
+        let numbers: Vec<u64> = seed.trades.iter().map(|t| t.trade_number).collect();
+        assert_eq!(numbers, [1, 2], "before the first trade, oldest first, corrections skipped");
+        assert_eq!(seed.trades[0].price.as_f64(), 5000.5);
+        let seed = read_seed(&mut store, "WDOFUT", TickStream::Realtime, 3000, 1, 10).expect("seed");
+        assert_eq!(seed.trades.len(), 0, "the newest entry before the bound is a correction");
+        assert!(read_seed(&mut store, "WDOFUT", TickStream::Realtime, 0, 10, 10).expect("seed").trades.is_empty());
+    }
 }

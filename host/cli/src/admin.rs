@@ -285,6 +285,9 @@ fn header(name: &str, value: &str) -> Option<Header> {
 fn handle(mut request: Request, ctx: &Ctx) {
     let url = request.url().to_string();
     let path = url.split(['?', '#']).next().unwrap_or_default();
+    if path.trim_end_matches('/') == "/metrics" {
+        return serve_metrics(request, ctx);
+    }
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let method = request.method().clone();
     let reply = if segments == ["health"] {
@@ -320,6 +323,67 @@ fn handle(mut request: Request, ctx: &Ctx) {
     if let Err(e) = request.respond(response) {
         tracing::debug!("admin API: cannot send the answer: {e}");
     }
+}
+
+/// `GET /metrics`: Prometheus text format (0.0.4). Like /health it needs no
+/// token (read-only counters; the API listens on loopback by default).
+fn serve_metrics(request: Request, ctx: &Ctx) {
+    let (status, body, content_type) = match request.method() {
+        Method::Get | Method::Head => (200, metrics_text(ctx), "text/plain; version=0.0.4; charset=utf-8"),
+        _ => (405, "use GET /metrics\n".to_string(), "text/plain; charset=utf-8"),
+    };
+    let mut response = Response::from_string(body).with_status_code(status).with_chunked_threshold(usize::MAX);
+    for h in [header("Content-Type", content_type), header("Cache-Control", "no-store")].into_iter().flatten() {
+        response.add_header(h);
+    }
+    if let Err(e) = request.respond(response) {
+        tracing::debug!("admin API: cannot send the metrics: {e}");
+    }
+}
+
+/// Escapes a Prometheus label value.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The store writer's counters (when the run has storage) and the plugin
+/// slots' calls, fallbacks and latency.
+fn metrics_text(ctx: &Ctx) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(4096);
+    if let Some(store) = ctx.store.get() {
+        out.push_str(&store.prometheus());
+    }
+    let slots = ctx.manager.list();
+    let mut family = |name: &str, kind: &str, help: &str, value: &dyn Fn(&tickhost_plugin::SlotStats) -> u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for s in &slots {
+            let _ = writeln!(
+                out,
+                "{name}{{slot=\"{}\",plugin=\"{}\"}} {}",
+                label(&s.slot),
+                label(&s.active),
+                value(&s.stats)
+            );
+        }
+    };
+    family("tickhost_plugin_calls_total", "counter", "Events the slot answered.", &|s| s.calls);
+    family("tickhost_plugin_ok_total", "counter", "Events the plugin answered validly.", &|s| s.plugin_ok);
+    family("tickhost_plugin_fallbacks_total", "counter", "Events the native implementation answered instead.", &|s| {
+        s.fallbacks_total
+    });
+    family("tickhost_plugin_traps_total", "counter", "Plugin calls that trapped.", &|s| s.fallbacks.trap);
+    family("tickhost_plugin_timeouts_total", "counter", "Plugin calls over their deadline.", &|s| s.fallbacks.timeout);
+    family("tickhost_plugin_circuit_open", "gauge", "1 while the slot's circuit breaker is open.", &|s| {
+        u64::from(s.circuit_open)
+    });
+    family("tickhost_plugin_latency_p50_ns", "gauge", "Median plugin call latency (log2 bucket bound).", &|s| {
+        s.latency.p50_ns
+    });
+    family("tickhost_plugin_latency_p99_ns", "gauge", "p99 plugin call latency (log2 bucket bound).", &|s| {
+        s.latency.p99_ns
+    });
+    out
 }
 
 fn authorized(request: &Request, token: &str) -> bool {

@@ -18,6 +18,7 @@ use tickhost_plugin::{
 
 use crate::config::Config;
 use crate::ml::{MlRun, PluginModels};
+use tickhost_store::keys::TickStream;
 
 /// An engine and what must outlive it: the plugin runtime (its epoch thread
 /// enforces deadlines) and the slots' metrics.
@@ -31,6 +32,8 @@ pub struct EngineSetup {
     controls: Vec<Arc<SlotControl>>,
     /// The time-travel worker (TIME_TRAVEL_ENABLED) and its counters.
     pub time_travel: Option<crate::storage::TimeTravelRun>,
+    /// Plugins' recent-history window (engines with plugin slots only).
+    pub history: Option<crate::storage::HistoryRun>,
 }
 
 impl EngineSetup {
@@ -118,11 +121,25 @@ fn build(config: &Config, live: bool, extra: Vec<Box<dyn FeatureExtensions>>) ->
         }
         .context("invalid engine configuration")?;
         let (engine, ml) = crate::ml::attach(engine, config, &models);
-        return Ok(EngineSetup { engine, ml, runtime: None, metrics: Vec::new(), controls: Vec::new(), time_travel });
+        return Ok(EngineSetup {
+            engine,
+            ml,
+            runtime: None,
+            metrics: Vec::new(),
+            controls: Vec::new(),
+            time_travel,
+            history: None,
+        });
     }
-    let runtime = plugin_runtime(config)?.with_models(models.clone());
+    let mut history = crate::storage::HistoryRun::new(config);
+    let runtime = plugin_runtime(config)?.with_models(models.clone()).with_history(Arc::clone(&history.window));
+    let history_granted_cell = std::cell::Cell::new(false);
     let load = |manifest: &Path| -> Result<LoadedPlugin> {
-        runtime.load(manifest).with_context(|| format!("cannot load plugin {}", manifest.display()))
+        let plugin = runtime.load(manifest).with_context(|| format!("cannot load plugin {}", manifest.display()))?;
+        if plugin.manifest().capabilities.history {
+            history_granted_cell.set(true);
+        }
+        Ok(plugin)
     };
     let optional = |manifest: &Path| -> Result<Option<LoadedPlugin>> {
         if manifest.as_os_str().is_empty() { Ok(None) } else { load(manifest).map(Some) }
@@ -159,6 +176,9 @@ fn build(config: &Config, live: bool, extra: Vec<Box<dyn FeatureExtensions>>) ->
     }
     extensions.extend(native);
     let extensions = ExtensionChain::new(extensions).into_extensions();
+    // First, so every plugin called for an event finds it in its history.
+    let extensions: Box<dyn FeatureExtensions> =
+        Box::new(tickhost_core::history::HistoryTap::new(Arc::clone(&history.window), extensions));
     let mut schema = FeatureSchema::v3();
     schema.extend(&extensions.output_names()).context("feature extensions disagree on output names")?;
 
@@ -211,8 +231,17 @@ fn build(config: &Config, live: bool, extra: Vec<Box<dyn FeatureExtensions>>) ->
         Box::new(slots)
     };
 
+    let history_granted = history_granted_cell.get();
     let engine = Engine::with_hooks(&config.engine, Hooks { extensions, strategies, agents })
         .context("invalid engine configuration")?;
     let (engine, ml) = crate::ml::attach(engine, config, &models);
-    Ok(EngineSetup { engine, ml, runtime: Some(runtime), metrics, controls, time_travel })
+    // A live engine may get a plugin with `history` deployed later; a replay
+    // reads the store only when a plugin it loaded asked for history.
+    if live || history_granted {
+        let stream = if live { TickStream::Realtime } else { TickStream::Historical };
+        history.seed(config, stream);
+    } else {
+        history.window.offer_seed(None);
+    }
+    Ok(EngineSetup { engine, ml, runtime: Some(runtime), metrics, controls, time_travel, history: Some(history) })
 }

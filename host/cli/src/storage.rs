@@ -151,3 +151,78 @@ pub fn time_travel(config: &Config) -> anyhow::Result<(Option<TimeTravelRun>, Op
         timetravel::start(settings, reader).map_err(|e| anyhow::anyhow!("cannot start the time-travel thread: {e}"))?;
     Ok((Some(TimeTravelRun { _worker: worker, counters }), Some(features)))
 }
+
+/// Plugins' recent-history window of a run and the thread seeding it from
+/// the store ([`tickhost_store::history`]).
+#[derive(Debug)]
+pub struct HistoryRun {
+    pub window: Arc<tickhost_core::history::HistoryWindow>,
+    seeder: Option<tickhost_store::history::HistorySeeder>,
+    /// How long a replay waits at start for the seed (the store's timeouts).
+    seed_wait: Duration,
+}
+
+impl HistoryRun {
+    /// The window `[store.history]` sizes; not seeded until [`HistoryRun::seed`].
+    pub fn new(config: &Config) -> Self {
+        let h = &config.store.history;
+        let sc = &config.store;
+        Self {
+            window: Arc::new(tickhost_core::history::HistoryWindow::new(h.trades, h.candles)),
+            seeder: None,
+            seed_wait: Duration::from_millis(sc.connect_timeout_ms + sc.response_timeout_ms + 1000),
+        }
+    }
+
+    /// Starts the seeder (storage on and `[store.history] seed`), reading
+    /// the tick stream `stream`. Trouble opening the store is said once; the
+    /// window then holds this run's history only.
+    pub fn seed(&mut self, config: &Config, stream: TickStream) {
+        let store = if config.store.history.seed {
+            config.store.open_reader().unwrap_or_else(|e| {
+                eprintln!("history: {e}; plugins see this run's history only");
+                None
+            })
+        } else {
+            None
+        };
+        let symbol = tickhost_core::Symbol::new(&config.engine.instrument.symbol);
+        match tickhost_store::history::spawn_seeder(Arc::clone(&self.window), store, stream, symbol) {
+            Ok(s) => self.seeder = Some(s),
+            Err(e) => {
+                eprintln!("history: cannot start the seeding thread: {e}; plugins see this run's history only");
+                self.window.offer_seed(None);
+            }
+        }
+    }
+
+    /// For a replay: tells the seeder the file's first trade and waits (on
+    /// this thread, before the engine sees any event) until the seed is in,
+    /// so plugins see the same history on every run of the same file.
+    pub fn prime_from_csv(&self, path: &std::path::Path, config: &Config) {
+        let opts = tickhost_feed::profit_csv::ProfitCsvOptions {
+            on_bad_row: config.source.on_bad_row.into(),
+            utc_offset_minutes: config.engine.utc_offset_minutes,
+        };
+        let first = tickhost_feed::profit_csv::ProfitCsvReader::open(path, opts)
+            .ok()
+            .and_then(|mut r| r.next_trade().ok().flatten());
+        let Some(first) = first else { return };
+        self.window.announce(first.symbol, first.ts_ms);
+        let deadline = std::time::Instant::now() + self.seed_wait;
+        while !self.window.seed_settled() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if !self.window.seed_settled() {
+            eprintln!("history: the store did not answer in {:?}; the seed joins when it does", self.seed_wait);
+        }
+    }
+
+    pub fn summary(&self) -> String {
+        let c = self.window.counters();
+        format!(
+            "history: {} trades and {} candles from the store before the run; {} plugin calls served {} items",
+            c.seeded_trades, c.seeded_candles, c.calls, c.items_served
+        )
+    }
+}

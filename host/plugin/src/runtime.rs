@@ -17,6 +17,7 @@ use crate::instance::Live;
 use crate::log::LogSink;
 use crate::manifest::{Manifest, World};
 use crate::predict::{ModelHost, PredictMeter};
+use tickhost_core::history::HistoryWindow;
 
 /// The WIT package version this host implements.
 pub const HOST_WIT_VERSION: WitVersion = WitVersion { major: 0, minor: 1, patch: 0 };
@@ -135,6 +136,8 @@ pub struct PluginRuntime {
     cache: Option<Arc<ComponentCache>>,
     /// What plugins granted `predict` reach; `None`: every call is an error.
     models: Option<Arc<dyn ModelHost>>,
+    /// What plugins granted `history` read; `None`: empty lists.
+    history: Option<Arc<HistoryWindow>>,
 }
 
 fn engine(fuel: bool) -> Result<Engine, PluginError> {
@@ -289,13 +292,22 @@ impl PluginRuntime {
         let engine = engine(false)?;
         let fuel_engine = engine_with_fuel()?;
         let ticker = Arc::new(Ticker::start(vec![engine.clone(), fuel_engine.clone()], options.epoch_tick)?);
-        Ok(PluginRuntime { engine, fuel_engine, ticker, cache, models: None })
+        Ok(PluginRuntime { engine, fuel_engine, ticker, cache, models: None, history: None })
     }
 
     /// Plugins granted `predict` loaded from now on run their models on
     /// `models` (plugins loaded before keep what they had).
     pub fn with_models(mut self, models: Arc<dyn ModelHost>) -> Self {
         self.models = Some(models);
+        self
+    }
+
+    /// Plugins granted `history` loaded from now on read `window` (the
+    /// engine's recent trades and candles, seeded from the store). A call
+    /// returns at most `limit` items, and never more than the window holds
+    /// (`[store.history]` sizes, at most [`tickhost_core::history::MAX_WINDOW`]).
+    pub fn with_history(mut self, window: Arc<HistoryWindow>) -> Self {
+        self.history = Some(window);
         self
     }
 
@@ -468,15 +480,32 @@ impl PluginRuntime {
                     .map_err(link_err)?
                 }
                 "history" if caps.history => {
-                    // Empty until storage lands.
+                    // The window is read on the calling (engine) thread; no
+                    // I/O here: the store was read beforehand, off that thread.
+                    let window = self.history.clone();
                     inst.func_wrap(
                         "recent-trades",
-                        |_: wasmtime::StoreContextMut<'_, HostState>, (_limit,): (u32,)| Ok((Vec::<WTrade>::new(),)),
+                        move |_: wasmtime::StoreContextMut<'_, HostState>, (limit,): (u32,)| {
+                            let mut out = Vec::new();
+                            if let Some(w) = &window {
+                                out.reserve(w.trade_capacity().min(limit as usize));
+                                w.recent_trades(limit as usize, |t| out.push(WTrade::from(t)));
+                            }
+                            Ok((out,))
+                        },
                     )
                     .map_err(link_err)?;
+                    let window = self.history.clone();
                     inst.func_wrap(
                         "recent-candles",
-                        |_: wasmtime::StoreContextMut<'_, HostState>, (_limit,): (u32,)| Ok((Vec::<WCandle>::new(),)),
+                        move |_: wasmtime::StoreContextMut<'_, HostState>, (limit,): (u32,)| {
+                            let mut out = Vec::new();
+                            if let Some(w) = &window {
+                                out.reserve(w.candle_capacity().min(limit as usize));
+                                w.recent_candles(limit as usize, |c| out.push(WCandle::from(c)));
+                            }
+                            Ok((out,))
+                        },
                     )
                     .map_err(link_err)?;
                 }

@@ -29,6 +29,14 @@ pub struct StoreConfig {
     pub cluster_urls: Vec<String>,
     pub cluster: bool,
     pub tls: bool,
+    /// PEM CA of the server's certificate ("": the system's roots).
+    #[serde(default)]
+    pub tls_ca_file: PathBuf,
+    /// PEM client certificate and key, when the server checks clients ("": none).
+    #[serde(default)]
+    pub tls_cert_file: PathBuf,
+    #[serde(default)]
+    pub tls_key_file: PathBuf,
     pub connect_timeout_ms: u64,
     pub response_timeout_ms: u64,
     pub maxlen: u64,
@@ -41,6 +49,27 @@ pub struct StoreConfig {
     pub retry_ms: u64,
     pub shutdown_grace_ms: u64,
     pub time_travel: TimeTravelConfig,
+    #[serde(default)]
+    pub history: HistoryConfig,
+}
+
+/// Plugins' `history` import: how much recent history the host keeps.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Trades kept (and at most returned by one `recent-trades` call).
+    pub trades: usize,
+    /// Closed candles kept (and at most returned by one `recent-candles` call).
+    pub candles: usize,
+    /// Fill the window at start with what the store holds from before the
+    /// run's first trade (read off the engine thread).
+    pub seed: bool,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self { trades: 4096, candles: 1024, seed: true }
+    }
 }
 
 /// The seeds' switches `TIME_TRAVEL_ENABLED` and `TIME_TRAVEL_PERCENTAGE`.
@@ -67,6 +96,9 @@ impl std::fmt::Debug for StoreConfig {
             .field("cluster_urls", &self.cluster_urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>())
             .field("cluster", &self.cluster)
             .field("tls", &self.tls)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &(!self.tls_key_file.as_os_str().is_empty()).then_some("<set>"))
             .field("maxlen", &self.maxlen)
             .field("embedded_path", &self.embedded_path)
             .field("journal_dir", &self.journal_dir)
@@ -87,6 +119,10 @@ impl StoreConfig {
         c.urls.extend(self.cluster_urls.iter().cloned());
         c.cluster = self.cluster;
         c.tls = self.tls;
+        let path = |p: &PathBuf| (!p.as_os_str().is_empty()).then(|| p.clone());
+        c.tls_ca_file = path(&self.tls_ca_file);
+        c.tls_cert_file = path(&self.tls_cert_file);
+        c.tls_key_file = path(&self.tls_key_file);
         c.connect_timeout = Duration::from_millis(self.connect_timeout_ms.max(1));
         c.response_timeout = Duration::from_millis(self.response_timeout_ms.max(1));
         c.with_env_credentials(|k| std::env::var(k).ok())

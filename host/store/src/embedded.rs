@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AgentPerformance, Applied, Entry, Health, Op, Store, StoreError, StreamId};
+use crate::{AgentPerformance, Applied, Entry, Health, Op, PatternStats, Store, StoreError, StreamId};
 
 #[derive(Serialize, Deserialize)]
 enum Record {
@@ -40,6 +40,19 @@ enum Record {
         key: String,
         min: StreamId,
     },
+    Pattern {
+        pattern: String,
+        occurrence: String,
+        ts_ms: i64,
+        outcome: i8,
+        move_points: f64,
+    },
+    /// A pattern's aggregate and the occurrences it counted (compaction).
+    PatternAggregate {
+        pattern: String,
+        stats: PatternStats,
+        seen: Vec<String>,
+    },
     /// An agent's aggregate and the decisions it counted (compaction).
     Agent {
         agent: String,
@@ -55,6 +68,8 @@ struct Data {
     kv: HashMap<String, (String, u64)>,
     seen: HashMap<String, HashSet<String>>,
     perf: HashMap<String, AgentPerformance>,
+    /// Per `<kind>:<name>`: the aggregate and the occurrences counted.
+    patterns: HashMap<String, (PatternStats, HashSet<String>)>,
 }
 
 impl Data {
@@ -102,6 +117,25 @@ impl Data {
                 *s = keep;
                 removed
             }
+            Record::Pattern { pattern, occurrence, ts_ms, outcome, move_points } => {
+                let (stats, seen) = self.patterns.entry(pattern.clone()).or_default();
+                if !seen.insert(occurrence.clone()) {
+                    return false;
+                }
+                stats.occurrences += 1;
+                match outcome.signum() {
+                    1 => stats.wins += 1,
+                    -1 => stats.losses += 1,
+                    _ => stats.flat += 1,
+                }
+                stats.total_move_points += move_points;
+                stats.last_seen_ms = stats.last_seen_ms.max(*ts_ms);
+                true
+            }
+            Record::PatternAggregate { pattern, stats, seen } => {
+                self.patterns.insert(pattern.clone(), (stats.clone(), seen.iter().cloned().collect()));
+                true
+            }
             Record::Agent { agent, perf, seen } => {
                 self.perf.insert(agent.clone(), perf.clone());
                 self.seen.insert(agent.clone(), seen.iter().cloned().collect());
@@ -124,13 +158,19 @@ impl Data {
             perf: p.clone(),
             seen: self.seen.get(agent).map(|s| s.iter().cloned().collect()).unwrap_or_default(),
         });
-        streams.chain(kv).chain(perf)
+        let patterns = self.patterns.iter().map(|(pattern, (stats, seen))| Record::PatternAggregate {
+            pattern: pattern.clone(),
+            stats: stats.clone(),
+            seen: seen.iter().cloned().collect(),
+        });
+        streams.chain(kv).chain(perf).chain(patterns)
     }
 
     fn live_records(&self) -> usize {
         self.streams.values().map(BTreeMap::len).sum::<usize>()
             + self.kv.len()
             + self.seen.values().map(HashSet::len).sum::<usize>()
+            + self.patterns.values().map(|(_, s)| s.len()).sum::<usize>()
     }
 }
 
@@ -296,6 +336,13 @@ impl Store for EmbeddedStore {
                     reward: *reward,
                     win: *win,
                 })?,
+                Op::Pattern { pattern, occurrence, ts_ms, outcome, move_points } => self.record(Record::Pattern {
+                    pattern: pattern.clone(),
+                    occurrence: occurrence.clone(),
+                    ts_ms: *ts_ms,
+                    outcome: *outcome,
+                    move_points: *move_points,
+                })?,
                 // No subscribers live in this process.
                 Op::Publish { .. } => true,
             };
@@ -322,6 +369,11 @@ impl Store for EmbeddedStore {
         Ok(s.iter().rev().take(count).map(|(id, f)| Entry { id: *id, fields: f.clone() }).collect())
     }
 
+    fn recent_until(&mut self, key: &str, until: StreamId, count: usize) -> Result<Vec<Entry>, StoreError> {
+        let Some(s) = self.data.streams.get(key) else { return Ok(Vec::new()) };
+        Ok(s.range(..=until).rev().take(count).map(|(id, f)| Entry { id: *id, fields: f.clone() }).collect())
+    }
+
     fn get(&mut self, key: &str) -> Result<Option<String>, StoreError> {
         let now = now_ms();
         Ok(self.data.kv.get(key).filter(|(_, exp)| *exp == 0 || *exp > now).map(|(v, _)| v.clone()))
@@ -329,6 +381,10 @@ impl Store for EmbeddedStore {
 
     fn agent_performance(&mut self, agent: &str) -> Result<Option<AgentPerformance>, StoreError> {
         Ok(self.data.perf.get(agent).cloned())
+    }
+
+    fn pattern_stats(&mut self, kind: &str, name: &str) -> Result<Option<PatternStats>, StoreError> {
+        Ok(self.data.patterns.get(&format!("{kind}:{name}")).map(|(s, _)| s.clone()))
     }
 
     fn keys(&mut self, pattern: &str) -> Result<Vec<String>, StoreError> {
@@ -343,6 +399,13 @@ impl Store for EmbeddedStore {
             .collect();
         for agent in self.data.perf.keys() {
             for k in [crate::keys::performance(agent), crate::keys::agent_decisions(agent)] {
+                if glob(pattern.as_bytes(), k.as_bytes()) {
+                    out.push(k);
+                }
+            }
+        }
+        for tag in self.data.patterns.keys() {
+            for k in [crate::keys::pattern_key(tag), crate::keys::pattern_seen_key(tag)] {
                 if glob(pattern.as_bytes(), k.as_bytes()) {
                     out.push(k);
                 }
@@ -381,7 +444,7 @@ impl Store for EmbeddedStore {
             backend: "embedded",
             nodes: 1,
             used_memory_bytes: bytes,
-            keys: (self.data.streams.len() + live_kv + 2 * self.data.perf.len()) as u64,
+            keys: (self.data.streams.len() + live_kv + 2 * self.data.perf.len() + 2 * self.data.patterns.len()) as u64,
         })
     }
 

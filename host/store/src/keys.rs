@@ -62,8 +62,23 @@ pub fn signal(id: &str) -> String {
 pub fn metrics(name: &str) -> String {
     format!("hmarl:metrics:{name}")
 }
+/// A pattern's aggregate (a hash: occurrences, wins, losses, flat,
+/// total_move_points, last_seen_ms); permanent. `{kind:name}` is a hash tag
+/// shared with [`pattern_seen`].
 pub fn pattern(kind: &str, name: &str) -> String {
-    format!("hmarl:pattern:{kind}:{name}")
+    pattern_key(&format!("{kind}:{name}"))
+}
+/// [`pattern`] of a `<kind>:<name>` tag.
+pub fn pattern_key(tag: &str) -> String {
+    format!("hmarl:pattern:{{{tag}}}")
+}
+/// The occurrences a pattern's aggregate counted (sorted set, score: time),
+/// so an occurrence written twice is counted once.
+pub fn pattern_seen(kind: &str, name: &str) -> String {
+    pattern_seen_key(&format!("{kind}:{name}"))
+}
+pub fn pattern_seen_key(tag: &str) -> String {
+    format!("hmarl:pattern:{{{tag}}}:seen")
 }
 /// Aggregated performance; `{agent}` is a hash tag shared with [`agent_decisions`].
 pub fn performance(agent: &str) -> String {
@@ -120,6 +135,8 @@ mod tests {
         assert_eq!(hash_tag(&performance("order_flow")), "order_flow");
         assert_eq!(hash_tag(&agent_decisions("order_flow")), "order_flow");
         assert_eq!(hash_tag("ticks:WDOFUT:realtime"), "ticks:WDOFUT:realtime");
+        assert_eq!(pattern("tape", "sweep"), "hmarl:pattern:{tape:sweep}");
+        assert_eq!(hash_tag(&pattern_seen("tape", "sweep")), hash_tag(&pattern("tape", "sweep")));
         assert_eq!(hash_tag("a{}b"), "a{}b");
     }
 }

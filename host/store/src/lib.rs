@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod config;
 pub mod embedded;
+pub mod history;
 pub mod journal;
 pub mod keys;
 pub mod query;
@@ -28,7 +29,7 @@ pub mod timetravel;
 pub mod valkey;
 pub mod writer;
 
-pub use config::{Backend, StoreConfig, TimeTravelConfig};
+pub use config::{Backend, HistoryConfig, StoreConfig, TimeTravelConfig};
 pub use embedded::EmbeddedStore;
 pub use valkey::{ValkeyConfig, ValkeyStore};
 
@@ -119,6 +120,21 @@ pub enum Op {
         channel: String,
         message: String,
     },
+    /// One occurrence of a tape/footprint pattern with its outcome,
+    /// aggregated on write into `hmarl:pattern:{kind:name}` at most once per
+    /// `occurrence` (remembered in `hmarl:pattern:{kind:name}:seen`; both
+    /// keys share the hash tag). Permanent: no TTL.
+    Pattern {
+        /// `<kind>:<name>`, e.g. `tape:sweep` (the hash tag of both keys).
+        pattern: String,
+        /// `<symbol>:<candle open ms>`.
+        occurrence: String,
+        ts_ms: i64,
+        /// +1 the next bar moved the implied way, -1 against, 0 flat.
+        outcome: i8,
+        /// Points moved the implied way (negative: against).
+        move_points: f64,
+    },
 }
 
 impl Op {
@@ -129,6 +145,7 @@ impl Op {
             Op::XAdd { key, .. } | Op::Set { key, .. } => keys::hash_tag(key),
             Op::Feedback { agent, .. } => agent,
             Op::Publish { channel, .. } => channel,
+            Op::Pattern { pattern, .. } => pattern,
         }
     }
 }
@@ -149,6 +166,17 @@ impl std::ops::AddAssign for Applied {
         self.duplicates += o.duplicates;
         self.rejected += o.rejected;
     }
+}
+
+/// Aggregated statistics of one pattern (`hmarl:pattern:{kind:name}`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PatternStats {
+    pub occurrences: u64,
+    pub wins: u64,
+    pub losses: u64,
+    pub flat: u64,
+    pub total_move_points: f64,
+    pub last_seen_ms: i64,
 }
 
 /// Memory and key count, for the health check.
@@ -208,8 +236,12 @@ pub trait Store: Send {
     fn range(&mut self, key: &str, from: StreamId, to: StreamId, count: usize) -> Result<Vec<Entry>, StoreError>;
     /// The last `count` entries of `key`, newest first.
     fn recent(&mut self, key: &str, count: usize) -> Result<Vec<Entry>, StoreError>;
+    /// The last `count` entries of `key` with `id <= until`, newest first
+    /// (XREVRANGE key until - COUNT count).
+    fn recent_until(&mut self, key: &str, until: StreamId, count: usize) -> Result<Vec<Entry>, StoreError>;
     fn get(&mut self, key: &str) -> Result<Option<String>, StoreError>;
     fn agent_performance(&mut self, agent: &str) -> Result<Option<AgentPerformance>, StoreError>;
+    fn pattern_stats(&mut self, kind: &str, name: &str) -> Result<Option<PatternStats>, StoreError>;
     /// Keys matching a glob `pattern` (SCAN, every node of a cluster).
     fn keys(&mut self, pattern: &str) -> Result<Vec<String>, StoreError>;
     fn delete(&mut self, keys: &[String]) -> Result<u64, StoreError>;

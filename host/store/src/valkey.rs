@@ -8,13 +8,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value, cmd};
 
-use crate::{AgentPerformance, Applied, Entry, Health, Op, Store, StoreError, StreamId, keys};
+use crate::{AgentPerformance, Applied, Entry, Health, Op, PatternStats, Store, StoreError, StreamId, keys};
 
 /// Where the server is and how to log in. Credentials come from the
 /// environment (`VALKEY_USERNAME`, `VALKEY_PASSWORD`) or the URL; `Debug`
@@ -30,6 +31,12 @@ pub struct ValkeyConfig {
     pub password: Option<String>,
     /// TLS (`rediss://`). Needs a server built with TLS.
     pub tls: bool,
+    /// PEM CA that signed the server's certificate; `None`: the system's roots.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate and key, for a server that authenticates
+    /// clients (`tls-auth-clients yes`). The key's content is never logged.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
 }
@@ -42,6 +49,9 @@ impl ValkeyConfig {
             username: None,
             password: None,
             tls: false,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(5),
         }
@@ -86,6 +96,37 @@ impl ValkeyConfig {
     }
 }
 
+impl ValkeyConfig {
+    /// The CA and client certificate files, read; `None` when TLS is off or
+    /// uses the system's roots without a client certificate.
+    fn tls_certificates(&self) -> Result<Option<redis::TlsCertificates>, StoreError> {
+        if !self.tls || (self.tls_ca_file.is_none() && self.tls_cert_file.is_none()) {
+            return Ok(None);
+        }
+        let read = |what: &'static str, path: &PathBuf| {
+            std::fs::read(path).map_err(|source| StoreError::Io { what, path: path.clone(), source })
+        };
+        let root_cert = self
+            .tls_ca_file
+            .as_ref()
+            .map(|p| read("cannot read the TLS CA file (store.tls_ca_file)", p))
+            .transpose()?;
+        let client_tls = match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: read("cannot read the TLS client certificate (store.tls_cert_file)", cert)?,
+                client_key: read("cannot read the TLS client key (store.tls_key_file)", key)?,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(StoreError::Config(
+                    "store.tls_cert_file and store.tls_key_file go together: set both or neither".into(),
+                ));
+            }
+        };
+        Ok(Some(redis::TlsCertificates { client_tls, root_cert }))
+    }
+}
+
 impl fmt::Debug for ValkeyConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let urls: Vec<String> = self.urls.iter().map(|u| redact_url(u)).collect();
@@ -95,6 +136,9 @@ impl fmt::Debug for ValkeyConfig {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("tls", &self.tls)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file.as_ref().map(|_| "<set>"))
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .finish()
@@ -151,6 +195,22 @@ redis.call('HINCRBY', KEYS[2], 'total_decisions', 1)
 redis.call('HINCRBY', KEYS[2], 'wins', tonumber(ARGV[3]))
 redis.call('HINCRBYFLOAT', KEYS[2], 'total_pnl_brl', ARGV[4])
 redis.call('HINCRBYFLOAT', KEYS[2], 'total_reward', ARGV[5])
+return 1
+";
+
+/// A pattern occurrence aggregated on write, once per occurrence. KEYS[1]
+/// the occurrences seen, KEYS[2] the aggregate (same hash tag). ARGV: time,
+/// occurrence, outcome (1, -1, 0), points moved.
+const PATTERN_SCRIPT: &str = r"
+if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[2], 'occurrences', 1)
+local o = tonumber(ARGV[3])
+if o > 0 then redis.call('HINCRBY', KEYS[2], 'wins', 1)
+elseif o < 0 then redis.call('HINCRBY', KEYS[2], 'losses', 1)
+else redis.call('HINCRBY', KEYS[2], 'flat', 1) end
+redis.call('HINCRBYFLOAT', KEYS[2], 'total_move_points', ARGV[4])
+local last = tonumber(redis.call('HGET', KEYS[2], 'last_seen_ms') or '0')
+if tonumber(ARGV[1]) > last then redis.call('HSET', KEYS[2], 'last_seen_ms', ARGV[1]) end
 return 1
 ";
 
@@ -239,6 +299,9 @@ impl ValkeyStore {
             if let Some(p) = &cfg.password {
                 builder = builder.password(p);
             }
+            if let Some(certs) = cfg.tls_certificates()? {
+                builder = builder.certs(certs);
+            }
             let client = builder.build().map_err(|e| unavailable("cluster client", &e))?;
             let conn = self
                 .rt
@@ -247,7 +310,15 @@ impl ValkeyStore {
             Conn::Cluster(conn)
         } else {
             let info = cfg.connection_info(&cfg.urls[0])?;
-            let client = redis::Client::open(info).map_err(|e| unavailable("client", &e))?;
+            let client = match cfg.tls_certificates()? {
+                Some(certs) => redis::Client::build_with_tls(info, certs),
+                None => redis::Client::open(info),
+            }
+            .map_err(|e| {
+                StoreError::Config(format!(
+                    "store TLS setup: {e}; check store.tls_ca_file / tls_cert_file / tls_key_file"
+                ))
+            })?;
             let async_cfg = redis::AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(cfg.connect_timeout))
                 .set_response_timeout(Some(cfg.response_timeout));
@@ -362,6 +433,21 @@ impl ValkeyStore {
         Ok(out)
     }
 
+    fn hgetall(&mut self, key: &str) -> Result<Vec<(String, String)>, StoreError> {
+        match self.query("HGETALL", &cmd("HGETALL").arg(key).clone())? {
+            Value::Array(a) => {
+                let mut it = a.into_iter();
+                let mut out = Vec::new();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    out.push((value_string(k)?, value_string(v)?));
+                }
+                Ok(out)
+            }
+            Value::Map(m) => m.into_iter().map(|(k, v)| Ok((value_string(k)?, value_string(v)?))).collect(),
+            other => Err(StoreError::Protocol(format!("HGETALL {other:?}"))),
+        }
+    }
+
     fn xadd_cmd(key: &str, id: StreamId, maxlen: u64, fields: &[(String, String)]) -> Cmd {
         let mut c = cmd("XADD");
         c.arg(key);
@@ -456,6 +542,18 @@ impl Store for ValkeyStore {
                         .arg(reward.to_string());
                     c
                 }
+                Op::Pattern { pattern, occurrence, ts_ms, outcome, move_points } => {
+                    let mut c = cmd("EVAL");
+                    c.arg(PATTERN_SCRIPT)
+                        .arg(2)
+                        .arg(keys::pattern_seen_key(pattern))
+                        .arg(keys::pattern_key(pattern))
+                        .arg(*ts_ms)
+                        .arg(occurrence)
+                        .arg(*outcome)
+                        .arg(move_points.to_string());
+                    c
+                }
                 Op::Publish { channel, message } => {
                     let mut c = cmd("PUBLISH");
                     c.arg(channel).arg(message);
@@ -484,7 +582,7 @@ impl Store for ValkeyStore {
                     tracing::warn!(key = op.routing_key(), error = %msg, "the store refused a write");
                     applied.rejected += 1;
                 }
-                (Op::Feedback { .. }, Value::Int(0)) => applied.duplicates += 1,
+                (Op::Feedback { .. } | Op::Pattern { .. }, Value::Int(0)) => applied.duplicates += 1,
                 _ => applied.written += 1,
             }
         }
@@ -501,6 +599,11 @@ impl Store for ValkeyStore {
         parse_entries(self.query("XREVRANGE", &c)?)
     }
 
+    fn recent_until(&mut self, key: &str, until: StreamId, count: usize) -> Result<Vec<Entry>, StoreError> {
+        let c = cmd("XREVRANGE").arg(key).arg(until.to_string()).arg("-").arg("COUNT").arg(count).clone();
+        parse_entries(self.query("XREVRANGE", &c)?)
+    }
+
     fn get(&mut self, key: &str) -> Result<Option<String>, StoreError> {
         match self.query("GET", &cmd("GET").arg(key).clone())? {
             Value::Nil => Ok(None),
@@ -508,23 +611,24 @@ impl Store for ValkeyStore {
         }
     }
 
+    fn pattern_stats(&mut self, kind: &str, name: &str) -> Result<Option<PatternStats>, StoreError> {
+        let pairs = self.hgetall(&keys::pattern(kind, name))?;
+        if pairs.is_empty() {
+            return Ok(None);
+        }
+        let get = |f: &str| pairs.iter().find(|(k, _)| k == f).map(|(_, v)| v.as_str()).unwrap_or("0");
+        Ok(Some(PatternStats {
+            occurrences: get("occurrences").parse().unwrap_or(0),
+            wins: get("wins").parse().unwrap_or(0),
+            losses: get("losses").parse().unwrap_or(0),
+            flat: get("flat").parse().unwrap_or(0),
+            total_move_points: get("total_move_points").parse().unwrap_or(0.0),
+            last_seen_ms: get("last_seen_ms").parse().unwrap_or(0),
+        }))
+    }
+
     fn agent_performance(&mut self, agent: &str) -> Result<Option<AgentPerformance>, StoreError> {
-        let v = self.query("HGETALL", &cmd("HGETALL").arg(keys::performance(agent)).clone())?;
-        let pairs: Vec<(String, String)> = match v {
-            Value::Array(a) => {
-                let mut it = a.into_iter();
-                let mut out = Vec::new();
-                while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                    out.push((value_string(k)?, value_string(v)?));
-                }
-                out
-            }
-            Value::Map(m) => {
-                m.into_iter().map(|(k, v)| Ok((value_string(k)?, value_string(v)?))).collect::<Result<_, _>>()?
-            }
-            other => return Err(StoreError::Protocol(format!("HGETALL {other:?}"))),
-        };
-        Ok(performance_from(&pairs))
+        Ok(performance_from(&self.hgetall(&keys::performance(agent))?))
     }
 
     fn keys(&mut self, pattern: &str) -> Result<Vec<String>, StoreError> {

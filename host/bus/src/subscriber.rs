@@ -199,10 +199,17 @@ impl TickSubscriber {
     /// `timeout_ms` (-1: wait). Bad payloads are counted and skipped.
     pub fn recv(&mut self, timeout_ms: i64) -> Result<Option<TickEvent>, SubError> {
         loop {
-            if self.socket.poll(zmq::POLLIN, timeout_ms).map_err(|source| self.zerr(source))? == 0 {
-                return Ok(None);
+            // Try first: under load a message is usually there, and poll costs a syscall.
+            match self.socket.recv(&mut self.topic, zmq::DONTWAIT) {
+                Ok(()) => {}
+                Err(zmq::Error::EAGAIN) => {
+                    if self.socket.poll(zmq::POLLIN, timeout_ms).map_err(|source| self.zerr(source))? == 0 {
+                        return Ok(None);
+                    }
+                    self.socket.recv(&mut self.topic, 0).map_err(|source| self.zerr(source))?;
+                }
+                Err(source) => return Err(self.zerr(source)),
             }
-            self.socket.recv(&mut self.topic, 0).map_err(|source| self.zerr(source))?;
             if !self.socket.get_rcvmore().unwrap_or(false) {
                 self.bad("a one-frame message (expected topic then payload)".into());
                 continue;

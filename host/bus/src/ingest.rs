@@ -18,6 +18,9 @@ use crate::publisher::{bind_xpub, send_two};
 use crate::subscriber::{TickEvent, TickSubscriber};
 use crate::wire::{CONTROL_TOPIC, Format, topic_into};
 
+/// How long a send may wait for a full subscriber before the ingest gives up.
+const SEND_TIMEOUT_MS: i32 = 10_000;
+
 fn io(what: String) -> IngestError {
     IngestError::Io(std::io::Error::other(what))
 }
@@ -56,6 +59,10 @@ impl ZmqIngestWriter {
         let ctx = zmq::Context::new();
         // Linger -1: the end-of-stream and the last trades are delivered before the process exits.
         let (socket, bound) = bind_xpub(&ctx, "ingest", &endpoint, sndhwm, -1, curve).map_err(|e| io(e.to_string()))?;
+        // A subscriber that stops reading for this long is taken as gone (the
+        // engine died): the send fails and the ingest process ends rather than
+        // wait forever.
+        socket.set_sndtimeo(SEND_TIMEOUT_MS).map_err(|e| io(format!("{bound}: {e}")))?;
         Ok(Self {
             socket,
             _ctx: ctx,

@@ -54,7 +54,7 @@ fn encoding_trades_and_candles_allocates_nothing_in_steady_state() {
         buy_agent: AgentId(1),
         sell_agent: AgentId(2),
         trade_type: TradeType::AggressorBuy,
-        is_edit: n % 100 == 0,
+        is_edit: n.is_multiple_of(100),
     };
     let candle = Candle {
         symbol: sym,

@@ -68,3 +68,36 @@ impl BusRun {
         Some(status)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn zmq_enabled_switches_publishing_and_off_adds_no_lane() {
+        let off = Config::load_with_env(None, env(&[])).expect("defaults");
+        assert!(!off.bus.enabled, "opt-in, as the seeds roll it out");
+        let schema = FeatureSchema::v3();
+        let mut run = BusRun::start(&off, &schema, TradeChannel::History);
+        assert_eq!(run.observer().lanes().count(), 0, "ZMQ_ENABLED=false: nothing copied, bound or started");
+        assert!(run.status().is_none() && run.finish().is_none());
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ipc = |n: &str| format!("ipc://{}", dir.path().join(n).display());
+        let mut pairs = vec![("ZMQ_ENABLED".to_string(), "true".to_string())];
+        for s in ["TICKS", "BOOK", "HISTORY", "SIGNALS", "FEATURES", "DECISIONS", "FILLS"] {
+            pairs.push((format!("TICKHOST__BUS__{s}__ENDPOINT"), ipc(s)));
+        }
+        pairs.push(("TICKHOST__BUS__FILLS__ENDPOINT".into(), String::new()));
+        let on = Config::load_with_env(None, pairs).expect("config");
+        assert!(on.bus.enabled && on.bus.fills.endpoint.is_empty());
+        let run = BusRun::start(&on, &schema, TradeChannel::History);
+        let status = run.status().expect("publishing");
+        assert_eq!(status.sockets.len(), 6, "fills is off");
+        assert!(run.finish().is_some());
+    }
+}

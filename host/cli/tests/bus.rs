@@ -191,7 +191,7 @@ fn a_python_subscriber_like_the_seeds_reads_ticks_and_signals() {
     assert!(tick["timestamp"].as_str().is_some_and(|t| t.starts_with("08/01/2024 ") && t.len() == 23), "{tick}");
     assert!(tick["price"].is_f64() && tick["trade_id"].is_u64() && tick["is_edit"].is_boolean(), "{tick}");
 
-    assert!(err.contains(&format!("published, 0 dropped")), "{err}");
+    assert!(err.contains("published, 0 dropped"), "{err}");
     assert!(err.contains(&format!("ticks json {last} sent/0 dropped")), "{err}");
     assert!(health.contains("\"zmq_published\"") && health.contains("\"ticks\""), "{health}");
 }

@@ -1,6 +1,6 @@
 pub mod bench;
-pub mod bench_dll;
 mod bench_bus;
+pub mod bench_dll;
 mod bench_ml;
 mod bench_plugins;
 mod bench_store;

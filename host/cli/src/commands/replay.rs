@@ -5,12 +5,12 @@ use clap::Args;
 use tickhost_store::keys::TickStream;
 
 use crate::OnBadRowArg;
+use crate::bus::BusRun;
 use crate::config::{Config, OnBadRow};
 use crate::frames::FrameWriter;
 use crate::pipeline::{Feed, ReplayOutcome, replay_csv_fed};
 use crate::render;
 use crate::slots::build_engine;
-use crate::bus::BusRun;
 use crate::storage::{self, StoreRun};
 use tickhost_ml::MlStatus;
 use tickhost_plugin::SlotStats;
@@ -37,9 +37,9 @@ fn parse_feed(text: &str) -> Result<FeedKind, String> {
         "dll" => Ok(FeedKind::Dll),
         "ingest" => Ok(FeedKind::Ingest),
         url if url.contains("://") => tickhost_bus::endpoint::to_zmq(url).map(|_| FeedKind::Zmq(url.to_string())),
-        other => Err(format!(
-            "{other:?}: use csv, dll, ingest, or a ZeroMQ publisher as zmq://host:port or zmq+ipc:///path"
-        )),
+        other => {
+            Err(format!("{other:?}: use csv, dll, ingest, or a ZeroMQ publisher as zmq://host:port or zmq+ipc:///path"))
+        }
     }
 }
 
@@ -253,8 +253,7 @@ pub fn backtest(args: BacktestArgs, mut config: Config) -> Result<()> {
     let mut bus = BusRun::start(&config, setup.engine.schema(), tickhost_bus::TradeChannel::History);
     let feed = Feed { hold: store.backpressure(), ..Feed::default() };
     let mut both = (store.observer(), bus.observer());
-    let outcome =
-        replay_csv_fed(args.source.csv()?, &config, &mut setup.engine, &mut both, !args.source.quiet, &feed)?;
+    let outcome = replay_csv_fed(args.source.csv()?, &config, &mut setup.engine, &mut both, !args.source.quiet, &feed)?;
     store.finish();
     bus.finish();
     if let Some(tt) = &setup.time_travel {

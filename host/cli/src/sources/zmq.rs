@@ -115,7 +115,6 @@ pub fn run(args: &RunArgs, url: &str, config: Config) -> Result<()> {
     }
     stop.store(true, Ordering::Relaxed);
     let report = engine.finish(&mut observers);
-    drop(observers);
     let sub = feed.join().map_err(|_| anyhow!("the zmq feed thread panicked"))??;
     store.finish();
     bus.finish();

@@ -75,4 +75,13 @@ if ! command -v redis-server >/dev/null && ! command -v valkey-server >/dev/null
     echo "setup: no apt-get: install a TLS-capable redis-server for the TLS tests" >&2
   fi
 fi
+# pyzmq (+ orjson, as the seeds' consumers use) for the ZeroMQ interop tests:
+# a Python subscriber and a Python publisher talk to tickhost.
+PYZMQ_VERSION=26.4.0
+ORJSON_VERSION=3.10.18
+if ! python3 -m pip show pyzmq 2>/dev/null | grep -qx "Version: $PYZMQ_VERSION" \
+  || ! python3 -m pip show orjson 2>/dev/null | grep -qx "Version: $ORJSON_VERSION"; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    "pyzmq==$PYZMQ_VERSION" "orjson==$ORJSON_VERSION"
+fi
 echo "setup: ok"

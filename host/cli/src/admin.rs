@@ -102,6 +102,7 @@ impl AdminServer {
             stop: Arc::clone(&stop),
             feed_ended: AtomicBool::new(false),
             store: std::sync::OnceLock::new(),
+            bus: std::sync::OnceLock::new(),
         });
         let mut workers = Vec::with_capacity(WORKERS);
         for i in 0..WORKERS {
@@ -138,6 +139,11 @@ impl AdminServer {
     /// Raised by `POST /shutdown`; hand it to the feed to end a run early.
     pub fn shutdown_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.stop)
+    }
+
+    /// Shows the ZeroMQ publisher's counters in /health from now on.
+    pub fn attach_bus(&self, status: Arc<tickhost_bus::BusStatus>) {
+        let _ = self.ctx.bus.set(status);
     }
 
     /// Shows the store writer's status in /health from now on.
@@ -233,6 +239,8 @@ struct Ctx {
     feed_ended: AtomicBool,
     /// The store writer's status, shown by /health (state, lag, journal).
     store: std::sync::OnceLock<Arc<tickhost_store::writer::StoreStatus>>,
+    /// The ZeroMQ publisher's per-socket counters, shown by /health.
+    bus: std::sync::OnceLock<Arc<tickhost_bus::BusStatus>>,
 }
 
 fn serve(server: &Server, ctx: &Ctx) {
@@ -292,10 +300,16 @@ fn handle(mut request: Request, ctx: &Ctx) {
     let method = request.method().clone();
     let reply = if segments == ["health"] {
         match method {
-            Method::Get | Method::Head => match ctx.store.get() {
-                Some(store) => Reply::json(&serde_json::json!({ "status": "ok", "store": store.snapshot() })),
-                None => Reply::json(&serde_json::json!({ "status": "ok" })),
-            },
+            Method::Get | Method::Head => {
+                let mut health = match ctx.store.get() {
+                    Some(store) => serde_json::json!({ "status": "ok", "store": store.snapshot() }),
+                    None => serde_json::json!({ "status": "ok" }),
+                };
+                if let Some(bus) = ctx.bus.get() {
+                    health["bus"] = bus.json();
+                }
+                Reply::json(&health)
+            }
             _ => Reply::error(405, "use GET /health"),
         }
     } else if !authorized(&request, &ctx.token) {

@@ -25,6 +25,7 @@ const SEED_SWITCHES: &[(&str, &[&str])] = &[
     ("VALKEY_ENABLED", &["store", "enabled"]),
     ("TIME_TRAVEL_ENABLED", &["store", "time_travel", "enabled"]),
     ("TIME_TRAVEL_PERCENTAGE", &["store", "time_travel", "percentage"]),
+    ("ZMQ_ENABLED", &["bus", "enabled"]),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +41,8 @@ pub struct Config {
     pub ml: MlConfig,
     pub store: tickhost_store::StoreConfig,
     pub dll: crate::sources::dll::DllSection,
+    /// ZeroMQ publishing (`[bus]`, ZMQ_ENABLED) and the zmq feed's SUB settings.
+    pub bus: tickhost_bus::BusConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

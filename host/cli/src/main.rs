@@ -2,6 +2,7 @@
 //! run the engine with live plugin rollout and drive it.
 
 mod admin;
+mod bus;
 mod commands;
 mod config;
 mod frames;

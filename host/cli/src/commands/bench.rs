@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// valkey-server started here) and a 10k-of-1M time-travel query.
     #[arg(long)]
     pub store: bool,
+    /// Also measure the ZeroMQ bus: msgs/s and one-way latency, JSON vs rkyv, ipc vs tcp.
+    #[arg(long)]
+    pub bus: bool,
     /// The ProfitDLL simulator for the DLL figures (skipped when it is not there).
     #[arg(long, default_value = "target/release/libtickhost_profitdll_sim.so")]
     pub dll_library: PathBuf,
@@ -182,6 +185,9 @@ pub fn run(args: BenchArgs, config: Config) -> Result<()> {
     super::bench_plugins::run(&args.plugins, &config, &trades, &candles)?;
     if args.store {
         super::bench_store::run(&config, &trades)?;
+    }
+    if args.bus {
+        super::bench_bus::run(&trades)?;
     }
     super::bench_dll::run(&args.dll_library, &config)
 }

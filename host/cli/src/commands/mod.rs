@@ -1,4 +1,5 @@
 pub mod bench;
+mod bench_bus;
 pub mod bench_dll;
 mod bench_ml;
 mod bench_plugins;

@@ -5,6 +5,7 @@ use clap::Args;
 use tickhost_store::keys::TickStream;
 
 use crate::OnBadRowArg;
+use crate::bus::BusRun;
 use crate::config::{Config, OnBadRow};
 use crate::frames::FrameWriter;
 use crate::pipeline::{Feed, ReplayOutcome, replay_csv_fed};
@@ -16,7 +17,7 @@ use tickhost_plugin::SlotStats;
 
 use crate::ml::MlRun;
 /// Where trades come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FeedKind {
     /// A Profit tick CSV export (the CSV argument).
     Csv,
@@ -24,14 +25,30 @@ pub enum FeedKind {
     Dll,
     /// The ProfitDLL in a supervised `tickhost ingest` child process (--library; `run` only).
     Ingest,
+    /// A ZeroMQ publisher: another tickhost (`tickhost ingest --publish`, or
+    /// an engine's ticks socket) or the seeds' Python feeder (`run` only).
+    Zmq(String),
+}
+
+/// `csv`, `dll`, `ingest`, or a ZeroMQ endpoint (zmq://host:port, zmq+ipc:///path).
+fn parse_feed(text: &str) -> Result<FeedKind, String> {
+    match text {
+        "csv" => Ok(FeedKind::Csv),
+        "dll" => Ok(FeedKind::Dll),
+        "ingest" => Ok(FeedKind::Ingest),
+        url if url.contains("://") => tickhost_bus::endpoint::to_zmq(url).map(|_| FeedKind::Zmq(url.to_string())),
+        other => {
+            Err(format!("{other:?}: use csv, dll, ingest, or a ZeroMQ publisher as zmq://host:port or zmq+ipc:///path"))
+        }
+    }
 }
 
 #[derive(Args, Debug)]
 pub struct SourceArgs {
     /// A Profit tick CSV export (seconds or milliseconds variant).
     pub csv: Option<PathBuf>,
-    /// The data source.
-    #[arg(long, value_enum, default_value = "csv")]
+    /// The data source: csv, dll, ingest, or a ZeroMQ publisher (zmq://host:port, zmq+ipc:///path; `run` only).
+    #[arg(long, default_value = "csv", value_parser = parse_feed, value_name = "csv|dll|ingest|zmq://HOST:PORT|zmq+ipc://PATH")]
     pub feed: FeedKind,
     /// With --feed dll: ProfitDLL.dll or libtickhost_profitdll_sim.so (overrides dll.library).
     #[arg(long, value_name = "PATH")]
@@ -47,14 +64,14 @@ pub struct SourceArgs {
 impl SourceArgs {
     /// The CSV to replay; an error for a DLL feed or a missing path.
     pub(crate) fn csv(&self) -> Result<&Path> {
-        match (self.feed, &self.csv) {
+        match (&self.feed, &self.csv) {
             (FeedKind::Csv, Some(p)) => Ok(p),
             (FeedKind::Csv, None) => {
                 anyhow::bail!("no CSV given: pass a Profit tick CSV path (or --feed dll with `run`)")
             }
-            (FeedKind::Dll | FeedKind::Ingest, _) => {
+            (FeedKind::Dll | FeedKind::Ingest | FeedKind::Zmq(_), _) => {
                 anyhow::bail!(
-                    "--feed dll and --feed ingest are only for `tickhost run`; replay and backtest read a CSV"
+                    "--feed dll, ingest and zmq://... are only for `tickhost run`; replay and backtest read a CSV"
                 )
             }
         }
@@ -195,11 +212,12 @@ pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
         h.prime_from_csv(args.source.csv()?, &config);
     }
     let mut store = StoreRun::start(&config, setup.engine.schema(), TickStream::Historical);
+    let mut bus = BusRun::start(&config, setup.engine.schema(), tickhost_bus::TradeChannel::History);
     let outcome = match &args.features_out {
         Some(path) => {
             let mut frames = FrameWriter::create(path, setup.engine.schema().names())?;
             let feed = Feed { hold: store.backpressure(), ..Feed::default() };
-            let mut both = storage::with(&mut frames, &mut store);
+            let mut both = (storage::with(&mut frames, &mut store), bus.observer());
             let outcome = replay_csv_fed(args.source.csv()?, &config, &mut setup.engine, &mut both, show, &feed)?;
             let rows = frames.finish()?;
             eprintln!("wrote {rows} feature frames to {}", path.display());
@@ -207,10 +225,12 @@ pub fn replay(args: ReplayArgs, mut config: Config) -> Result<()> {
         }
         None => {
             let feed = Feed { hold: store.backpressure(), ..Feed::default() };
-            replay_csv_fed(args.source.csv()?, &config, &mut setup.engine, store.observer(), show, &feed)?
+            let mut both = (store.observer(), bus.observer());
+            replay_csv_fed(args.source.csv()?, &config, &mut setup.engine, &mut both, show, &feed)?
         }
     };
     store.finish();
+    bus.finish();
     if let Some(tt) = &setup.time_travel {
         eprintln!("{}", tt.summary());
     }
@@ -239,10 +259,12 @@ pub fn backtest(args: BacktestArgs, mut config: Config) -> Result<()> {
         h.prime_from_csv(args.source.csv()?, &config);
     }
     let mut store = StoreRun::start(&config, setup.engine.schema(), TickStream::Historical);
+    let mut bus = BusRun::start(&config, setup.engine.schema(), tickhost_bus::TradeChannel::History);
     let feed = Feed { hold: store.backpressure(), ..Feed::default() };
-    let outcome =
-        replay_csv_fed(args.source.csv()?, &config, &mut setup.engine, store.observer(), !args.source.quiet, &feed)?;
+    let mut both = (store.observer(), bus.observer());
+    let outcome = replay_csv_fed(args.source.csv()?, &config, &mut setup.engine, &mut both, !args.source.quiet, &feed)?;
     store.finish();
+    bus.finish();
     if let Some(tt) = &setup.time_travel {
         eprintln!("{}", tt.summary());
     }

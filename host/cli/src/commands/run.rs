@@ -10,6 +10,7 @@ use tickhost_store::keys::TickStream;
 
 use super::replay::{SourceArgs, print_plugin_stats, print_source_summary};
 use crate::admin::AdminServer;
+use crate::bus::BusRun;
 use crate::config::Config;
 use crate::pipeline::{Feed, replay_csv_fed};
 use crate::render;
@@ -38,13 +39,17 @@ pub struct RunArgs {
     /// With --feed dll: stop once no event arrived for this many seconds (0 = run until killed).
     #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
     pub idle_exit: f64,
+    /// With --feed zmq://...: write the backtest report (JSON) here when the feed ends.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: RunArgs, mut config: Config) -> Result<()> {
     args.source.apply(&mut config);
-    match args.source.feed {
+    match &args.source.feed {
         super::replay::FeedKind::Dll => return crate::sources::dll::run(&args, config),
         super::replay::FeedKind::Ingest => return crate::sources::ingest::run(&args, config),
+        super::replay::FeedKind::Zmq(url) => return crate::sources::zmq::run(&args, url, config),
         super::replay::FeedKind::Csv => {}
     }
     let mut setup = build_live_engine(&config)?;
@@ -76,15 +81,20 @@ pub fn run(args: RunArgs, mut config: Config) -> Result<()> {
     if let Some(status) = store.status() {
         admin.attach_store(status);
     }
+    let mut bus = BusRun::start(&config, setup.engine.schema(), tickhost_bus::TradeChannel::Ticks);
+    if let Some(status) = bus.status() {
+        admin.attach_bus(status);
+    }
 
     // Paced like a live feed: the source does not wait for the store (a
     // full lane drops and counts, visible in /health). At full speed it is
     // a replay: the feed waits for the store rather than dropping.
     let hold = if args.pace == 0 { store.backpressure() } else { None };
     let feed = Feed { pace: args.pace, cancel: Some(admin.shutdown_flag()), hold };
-    let outcome =
-        replay_csv_fed(args.source.csv()?, &config, &mut setup.engine, store.observer(), !args.source.quiet, &feed);
+    let mut both = (store.observer(), bus.observer());
+    let outcome = replay_csv_fed(args.source.csv()?, &config, &mut setup.engine, &mut both, !args.source.quiet, &feed);
     store.finish();
+    bus.finish();
     admin.feed_ended();
     let outcome = match outcome {
         Ok(o) => o,

@@ -1,9 +1,15 @@
 //! `tickhost run --feed ingest`: the engine with the ProfitDLL isolated in a
 //! supervised `tickhost ingest` child process. A supervisor thread starts the
-//! child, reads its frames into the engine's ring, and when the child dies
+//! child, reads its trades into the engine's ring, and when the child dies
 //! (a DLL crash) starts a new one with `--backfill-from` the last trade the
 //! engine has; the engine keeps running meanwhile, and the engine's
 //! Sequencer drops what the new child sends twice (by trade number).
+//!
+//! The transport is ZeroMQ over ipc (host/bus, `ingest --publish`), a socket
+//! in a private temp dir per child: the same seam as a two-process or
+//! two-machine deployment, so one path is tested. The child waits for this
+//! subscriber before sending and never drops; a child that exits is noticed
+//! by its process status, after what it sent has been read.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -11,10 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
+use tickhost_bus::ingest::ZmqIngestReader;
+use tickhost_bus::{CurveConfig, TickSubscriber};
 use tickhost_core::Trade;
 use tickhost_core::engine::NoObserver;
-use tickhost_feed::ingest::{IngestReader, IngestRecord, StreamReader};
+use tickhost_feed::ingest::IngestRecord;
 
 use crate::commands::run::RunArgs;
 use crate::config::Config;
@@ -40,13 +48,14 @@ struct Supervision {
     child: Mutex<Option<Child>>,
 }
 
-fn spawn_child(library: Option<&std::path::Path>, sup: &Supervision) -> Result<std::process::ChildStdout> {
+fn spawn_child(library: Option<&std::path::Path>, sup: &Supervision, endpoint: &str) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the tickhost executable to start `tickhost ingest`")?;
     let mut cmd = Command::new(exe);
     if let Some(Some(file)) = CONFIG_FILE.get() {
         cmd.arg("--config").arg(file);
     }
-    cmd.arg("ingest").stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
+    cmd.arg("ingest").stdout(Stdio::null()).stderr(Stdio::inherit()).stdin(Stdio::null());
+    cmd.args(["--publish", endpoint, "--format", "rkyv", "--wait-subscriber", "30"]);
     if let Some(lib) = library {
         cmd.arg("--library").arg(lib);
     }
@@ -54,29 +63,49 @@ fn spawn_child(library: Option<&std::path::Path>, sup: &Supervision) -> Result<s
     if last != i64::MIN {
         cmd.arg("--backfill-from").arg(last.to_string());
     }
-    let mut child = cmd.spawn().context("cannot start `tickhost ingest`")?;
-    let stdout = child.stdout.take().ok_or_else(|| anyhow!("`tickhost ingest` has no stdout pipe"))?;
+    let child = cmd.spawn().context("cannot start `tickhost ingest`")?;
     *sup.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
     sup.starts.fetch_add(1, Ordering::Relaxed);
-    Ok(stdout)
+    Ok(())
 }
 
-fn supervise(library: Option<&std::path::Path>, sup: &Supervision, mut ring: rtrb::Producer<Trade>) {
+fn child_exited(sup: &Supervision) -> bool {
+    match sup.child.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        Some(c) => !matches!(c.try_wait(), Ok(None)),
+        None => true,
+    }
+}
+
+fn supervise(library: Option<&std::path::Path>, sup: &Supervision, mut ring: rtrb::Producer<Trade>, utc_offset: i32) {
     let mut backoff = Duration::from_millis(100);
+    let give_up = |why: String| *sup.gave_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+    // Private to this run: nobody else can connect to the children's sockets.
+    let dir = match tempfile::Builder::new().prefix("tickhost-ingest-").tempdir() {
+        Ok(d) => d,
+        Err(e) => return give_up(format!("cannot create a directory for the ingest socket: {e}")),
+    };
     while !sup.stop.load(Ordering::Relaxed) {
-        let stdout = match spawn_child(library, sup) {
+        let n = sup.starts.load(Ordering::Relaxed);
+        let endpoint = format!("ipc://{}", dir.path().join(format!("ingest-{n}.sock")).display());
+        // Subscribed before the child binds: libzmq connects when it appears.
+        let sub = match TickSubscriber::connect(&endpoint, &["tick_"], 100_000, &CurveConfig::default(), utc_offset) {
             Ok(s) => s,
-            Err(e) => {
-                *sup.gave_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{e:#}"));
-                return;
-            }
+            Err(e) => return give_up(format!("cannot subscribe to the ingest process: {e}")),
         };
-        let mut reader = StreamReader::new(std::io::BufReader::with_capacity(64 * 1024, stdout));
+        if let Err(e) = spawn_child(library, sup, &endpoint) {
+            return give_up(format!("{e:#}"));
+        }
+        let mut reader = ZmqIngestReader::new(sub, 100);
+        let mut exited = false;
         loop {
-            match reader.recv() {
-                Ok(Some(IngestRecord::Trade(mut t))) => {
+            if sup.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            match reader.poll() {
+                Ok(Some(Some(IngestRecord::Trade(mut t)))) => {
                     sup.frames.fetch_add(1, Ordering::Relaxed);
-                    // Backpressure, never loss: a full ring makes the pipe (and the child's spill) wait.
+                    backoff = Duration::from_millis(100);
+                    // Backpressure, never loss: a full ring makes the child wait (it never drops).
                     loop {
                         match ring.push(t) {
                             Ok(()) => break,
@@ -90,8 +119,16 @@ fn supervise(library: Option<&std::path::Path>, sup: &Supervision, mut ring: rtr
                         }
                     }
                 }
-                Ok(Some(IngestRecord::Ready)) => backoff = Duration::from_millis(100),
-                Ok(None) => break,
+                Ok(Some(Some(IngestRecord::Ready))) => {}
+                // End of stream: the child's feed is over.
+                Ok(Some(None)) => break,
+                Ok(None) => {
+                    // Nothing for 100 ms after the child was seen gone: all it sent is read.
+                    if exited {
+                        break;
+                    }
+                    exited = child_exited(sup);
+                }
                 Err(e) => {
                     eprintln!("ingest: {e}; restarting the ingest process");
                     break;
@@ -99,7 +136,7 @@ fn supervise(library: Option<&std::path::Path>, sup: &Supervision, mut ring: rtr
             }
         }
         let status = sup.child.lock().unwrap_or_else(|p| p.into_inner()).take().map(|mut c| {
-            // Already dead (EOF) or told to stop: reap it either way.
+            // Already dead or told to stop: reap it either way.
             let _ = c.kill();
             c.wait()
         });
@@ -116,9 +153,7 @@ fn supervise(library: Option<&std::path::Path>, sup: &Supervision, mut ring: rtr
             }
         );
         if crashes > MAX_RESTARTS {
-            *sup.gave_up.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(format!("the ingest process died {crashes} times; giving up"));
-            return;
+            return give_up(format!("the ingest process died {crashes} times; giving up"));
         }
         thread::sleep(backoff);
         backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -138,9 +173,10 @@ pub fn run(args: &RunArgs, config: Config) -> Result<()> {
     let supervisor = {
         let sup = Arc::clone(&sup);
         let library = args.source.library.clone();
+        let offset = config.engine.utc_offset_minutes;
         thread::Builder::new()
             .name("ingest-supervisor".into())
-            .spawn(move || supervise(library.as_deref(), &sup, producer))
+            .spawn(move || supervise(library.as_deref(), &sup, producer, offset))
             .context("cannot start the ingest supervisor thread")?
     };
     let idle_exit = (args.idle_exit > 0.0).then(|| Duration::from_secs_f64(args.idle_exit));

@@ -2,3 +2,4 @@
 
 pub mod dll;
 pub mod ingest;
+pub mod zmq;

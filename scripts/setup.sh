@@ -75,6 +75,18 @@ if ! command -v redis-server >/dev/null && ! command -v valkey-server >/dev/null
     echo "setup: no apt-get: install a TLS-capable redis-server for the TLS tests" >&2
   fi
 fi
+# libsodium for ZeroMQ CURVE: our zmq-sys patch (third_party/zmq-sys) builds
+# libzmq with it when its static library and headers are there. Optional: a
+# build without it works and refuses `[bus.curve] enabled` at start.
+if [ ! -f /usr/include/sodium.h ] && [ -z "${SODIUM_INCLUDE_DIR:-}" ]; then
+  if command -v apt-get >/dev/null; then
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libsodium-dev >/dev/null 2>&1 \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libsodium-dev >/dev/null; }; } \
+      || echo "setup: libsodium-dev did not install: ZeroMQ CURVE will be unavailable" >&2
+  else
+    echo "setup: no apt-get: install libsodium (headers + static library) for ZeroMQ CURVE" >&2
+  fi
+fi
 # pyzmq (+ orjson, as the seeds' consumers use) for the ZeroMQ interop tests:
 # a Python subscriber and a Python publisher talk to tickhost.
 PYZMQ_VERSION=26.4.0

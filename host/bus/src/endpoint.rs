@@ -61,9 +61,8 @@ impl std::fmt::Debug for CurveConfig {
 
 impl CurveConfig {
     /// Refuses CURVE when this build's libzmq lacks it, or a key is not Z85.
-    /// `zmq-sys` 0.12 builds libzmq with `with_libsodium(None)`, and
-    /// zeromq-src only defines `ZMQ_HAVE_CURVE` when given libsodium, so
-    /// the vendored library has no CURVE: `zmq::has("curve")` says so.
+    /// libzmq has CURVE only when built with libsodium (our zmq-sys patch,
+    /// third_party/zmq-sys, links it when installed): `zmq::has("curve")`.
     pub fn check(&self, role: Role) -> Result<(), String> {
         if !self.enabled {
             return Ok(());
@@ -71,8 +70,9 @@ impl CurveConfig {
         if zmq::has("curve") != Some(true) {
             return Err(
                 "bus.curve.enabled = true, but this build's libzmq has no CURVE (zmq::has(\"curve\") is false: \
-                 the vendored libzmq of zmq-sys 0.12 is built without libsodium). Set bus.curve.enabled = false and \
-                 protect tcp endpoints another way (ipc on one machine, an SSH tunnel or VPN between machines)"
+                 libsodium was not installed when libzmq was built). Install libsodium-dev (scripts/setup.sh does), \
+                 then `cargo clean -p zmq-sys` and rebuild; or set bus.curve.enabled = false and protect tcp \
+                 endpoints another way (ipc on one machine, an SSH tunnel or VPN between machines)"
                     .into(),
             );
         }

@@ -75,8 +75,20 @@ fn backtest_report(dir: &Path) -> serde_json::Value {
 /// Engine first (it subscribes and waits), then the ingest process, which
 /// waits for the subscription before it sends: nothing is lost.
 fn two_processes(dir: &Path, endpoint: &str, format: &str) -> (serde_json::Value, String, String) {
+    two_processes_with(dir, endpoint, format, &[], &[])
+}
+
+/// [`two_processes`] with extra environment for the engine and the ingest.
+fn two_processes_with(
+    dir: &Path,
+    endpoint: &str,
+    format: &str,
+    engine_env: &[(&str, &str)],
+    ingest_env: &[(&str, &str)],
+) -> (serde_json::Value, String, String) {
     let report = dir.join(format!("zmq-{format}.json"));
     let engine = tickhost()
+        .envs(engine_env.iter().copied())
         .args(["run", "-q", "--feed", endpoint, "--report"])
         .arg(&report)
         .stdout(Stdio::piped())
@@ -84,6 +96,7 @@ fn two_processes(dir: &Path, endpoint: &str, format: &str) -> (serde_json::Value
         .spawn()
         .expect("engine starts");
     let ingest = tickhost()
+        .envs(ingest_env.iter().copied())
         .args(["ingest", "--format", format, "--wait-subscriber", "30", "--publish", endpoint, "--csv"])
         .arg(sample_day())
         .stdout(Stdio::piped())
@@ -116,6 +129,55 @@ fn two_processes_over_tcp_in_json_give_the_same_result() {
     let (zmq, _, engine_err) = two_processes(dir.path(), &endpoint, "json");
     assert!(engine_err.contains("19021 messages (0 rkyv, 19021 json)"), "{engine_err}");
     assert_eq!(zmq, backtest_report(dir.path()));
+}
+
+/// A CURVE key pair (public, secret), Z85, made by pyzmq.
+fn curve_keypair() -> (String, String) {
+    let out = python()
+        .args(["-c", "import zmq; assert zmq.has('curve'); print(*(k.decode() for k in zmq.curve_keypair()))"])
+        .output()
+        .expect("python runs");
+    assert!(out.status.success(), "pyzmq makes a CURVE key pair: {}", text(&out.stderr));
+    let keys = text(&out.stdout);
+    let mut it = keys.split_whitespace().map(str::to_string);
+    (it.next().expect("public"), it.next().expect("secret"))
+}
+
+#[test]
+fn curve_over_tcp_carries_the_day_to_a_subscriber_with_the_publisher_key_and_nothing_to_one_without() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (public, secret) = curve_keypair();
+    let on = ("TICKHOST__BUS__CURVE__ENABLED", "true");
+    let ingest_env = [on, ("TICKHOST__BUS__CURVE__SERVER_SECRET_KEY", secret.as_str())];
+    let engine_env = [on, ("TICKHOST__BUS__CURVE__SERVER_PUBLIC_KEY", public.as_str())];
+    let endpoint = format!("zmq://127.0.0.1:{}", free_port());
+    let (zmq, ingest_err, _) = two_processes_with(dir.path(), &endpoint, "rkyv", &engine_env, &ingest_env);
+    assert!(ingest_err.contains("published 19020 trades"), "{ingest_err}");
+    assert!(!ingest_err.contains(&secret), "the secret key was printed");
+    assert_eq!(zmq, backtest_report(dir.path()), "CURVE changes nothing but the wire");
+
+    // A subscriber that trusts another key never completes the handshake:
+    // the publisher sees no subscriber and sends nothing.
+    let (other_public, _) = curve_keypair();
+    let port = free_port();
+    let mut engine = tickhost()
+        .env(on.0, on.1)
+        .env("TICKHOST__BUS__CURVE__SERVER_PUBLIC_KEY", &other_public)
+        .args(["run", "-q", "--feed", &format!("zmq://127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("engine starts");
+    let ingest = tickhost()
+        .envs(ingest_env.iter().copied())
+        .args(["ingest", "--wait-subscriber", "3", "--publish", &format!("zmq://127.0.0.1:{port}"), "--csv"])
+        .arg(sample_day())
+        .output()
+        .expect("ingest runs");
+    let _ = engine.kill();
+    let _ = engine.wait();
+    assert!(!ingest.status.success(), "nothing may reach a subscriber with the wrong key");
+    assert!(text(&ingest.stderr).contains("no subscriber connected"), "{}", text(&ingest.stderr));
 }
 
 fn http(port: u16, request: &str) -> String {

@@ -47,6 +47,9 @@ pub struct CurveConfig {
     /// A subscriber's own key pair; empty: a fresh pair per connection.
     pub client_secret_key: String,
     pub client_public_key: String,
+    /// Subscribers' public keys a publisher admits; empty: any subscriber
+    /// that knows the publisher's public key.
+    pub authorized_clients: Vec<String>,
 }
 
 impl std::fmt::Debug for CurveConfig {
@@ -55,6 +58,7 @@ impl std::fmt::Debug for CurveConfig {
             .field("enabled", &self.enabled)
             .field("server_public_key", &self.server_public_key)
             .field("client_public_key", &self.client_public_key)
+            .field("authorized_clients", &self.authorized_clients)
             .finish_non_exhaustive()
     }
 }
@@ -83,9 +87,32 @@ impl CurveConfig {
             Ok(())
         };
         match role {
-            Role::Publisher => key("server_secret_key", &self.server_secret_key),
+            Role::Publisher => {
+                key("server_secret_key", &self.server_secret_key)?;
+                self.authorized_clients.iter().try_for_each(|k| key("authorized_clients", k))
+            }
             Role::Subscriber => key("server_public_key", &self.server_public_key),
         }
+    }
+
+    /// For a publisher with `authorized_clients`: the handler that admits
+    /// only them, on `ctx`, started before any socket of `ctx` binds.
+    pub(crate) fn start_zap(&self, ctx: &zmq::Context) -> Result<Option<crate::zap::ZapHandler>, String> {
+        if !self.enabled || self.authorized_clients.is_empty() {
+            return Ok(None);
+        }
+        self.check(Role::Publisher)?;
+        let allowed = self
+            .authorized_clients
+            .iter()
+            .map(|k| {
+                zmq::z85_decode(k)
+                    .ok()
+                    .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
+                    .ok_or_else(|| format!("bus.curve.authorized_clients: {k:?} is not a 40-character Z85 key"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::zap::ZapHandler::start(ctx, allowed).map(Some)
     }
 
     /// Applies the keys to a socket about to bind (publisher) or connect
@@ -139,10 +166,21 @@ mod tests {
     }
 
     #[test]
-    fn curve_is_refused_clearly_when_libzmq_lacks_it() {
-        let c = CurveConfig { enabled: true, server_secret_key: ",".repeat(40), ..CurveConfig::default() };
+    fn curve_refuses_what_it_cannot_use_and_says_why() {
+        let key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"; // 40 Z85 characters
+        let c = CurveConfig { enabled: true, server_secret_key: key[..39].into(), ..CurveConfig::default() };
         match zmq::has("curve") {
-            Some(true) => assert!(c.check(Role::Publisher).is_err(), ", is not a Z85 character"),
+            Some(true) => {
+                let err = c.check(Role::Publisher).expect_err("a short key");
+                assert!(err.contains("server_secret_key is not a 40-character Z85 key"), "{err}");
+                let c = CurveConfig {
+                    server_secret_key: key.into(),
+                    authorized_clients: vec![key.into(), "short".into()],
+                    ..c
+                };
+                let err = c.check(Role::Publisher).expect_err("a short client key");
+                assert!(err.contains("authorized_clients"), "{err}");
+            }
             _ => assert!(c.check(Role::Publisher).expect_err("no curve").contains("no CURVE")),
         }
         assert_eq!(CurveConfig::default().check(Role::Subscriber), Ok(()));

@@ -28,6 +28,8 @@ fn io(what: String) -> IngestError {
 /// The publishing end of `tickhost ingest --publish`.
 pub struct ZmqIngestWriter {
     socket: zmq::Socket,
+    /// Declared between the two: dropped after the socket, before the context.
+    _zap: Option<crate::zap::ZapHandler>,
     _ctx: zmq::Context,
     bound: String,
     format: Format,
@@ -57,6 +59,7 @@ impl ZmqIngestWriter {
     ) -> Result<Self, IngestError> {
         let endpoint = crate::endpoint::to_zmq(endpoint).map_err(io)?;
         let ctx = zmq::Context::new();
+        let zap = curve.start_zap(&ctx).map_err(io)?;
         // Linger -1: the end-of-stream and the last trades are delivered before the process exits.
         let (socket, bound) = bind_xpub(&ctx, "ingest", &endpoint, sndhwm, -1, curve).map_err(|e| io(e.to_string()))?;
         // A subscriber that stops reading for this long is taken as gone (the
@@ -65,6 +68,7 @@ impl ZmqIngestWriter {
         socket.set_sndtimeo(SEND_TIMEOUT_MS).map_err(|e| io(format!("{bound}: {e}")))?;
         Ok(Self {
             socket,
+            _zap: zap,
             _ctx: ctx,
             bound,
             format,

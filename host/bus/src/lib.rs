@@ -19,6 +19,7 @@ pub mod json;
 pub mod publisher;
 pub mod subscriber;
 pub mod wire;
+mod zap;
 
 pub use endpoint::CurveConfig;
 pub use publisher::{BusConfig, BusStatus, Publisher, PublisherSettings, SocketConfig, TradeChannel};

@@ -282,6 +282,7 @@ impl Publisher {
     pub fn spawn(lane: OutboxReader, config: &BusConfig, settings: PublisherSettings) -> Result<Self, BusError> {
         config.curve.check(Role::Publisher).map_err(BusError::Config)?;
         let ctx = zmq::Context::new();
+        let zap = config.curve.start_zap(&ctx).map_err(BusError::Config)?;
         let mut outs: [Option<Out>; 7] = Default::default();
         let mut sockets = Vec::new();
         for (i, channel) in Channel::ALL.into_iter().enumerate() {
@@ -309,6 +310,7 @@ impl Publisher {
                     w.run(lane, &stop);
                     // The context outlives the sockets: they close (with linger) first.
                     drop(w);
+                    drop(zap);
                     drop(ctx);
                 })
                 .map_err(BusError::Thread)?

@@ -144,40 +144,75 @@ fn curve_keypair() -> (String, String) {
 }
 
 #[test]
-fn curve_over_tcp_carries_the_day_to_a_subscriber_with_the_publisher_key_and_nothing_to_one_without() {
+fn curve_over_tcp_carries_the_day_to_an_authorized_subscriber_and_nothing_to_others() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (public, secret) = curve_keypair();
+    let (server_public, server_secret) = curve_keypair();
+    let (client_public, client_secret) = curve_keypair();
     let on = ("TICKHOST__BUS__CURVE__ENABLED", "true");
-    let ingest_env = [on, ("TICKHOST__BUS__CURVE__SERVER_SECRET_KEY", secret.as_str())];
-    let engine_env = [on, ("TICKHOST__BUS__CURVE__SERVER_PUBLIC_KEY", public.as_str())];
+    let allowed = format!("[\"{client_public}\"]");
+    let ingest_env = [
+        on,
+        ("TICKHOST__BUS__CURVE__SERVER_SECRET_KEY", server_secret.as_str()),
+        ("TICKHOST__BUS__CURVE__AUTHORIZED_CLIENTS", allowed.as_str()),
+    ];
+    let engine_env = [
+        on,
+        ("TICKHOST__BUS__CURVE__SERVER_PUBLIC_KEY", server_public.as_str()),
+        ("TICKHOST__BUS__CURVE__CLIENT_PUBLIC_KEY", client_public.as_str()),
+        ("TICKHOST__BUS__CURVE__CLIENT_SECRET_KEY", client_secret.as_str()),
+    ];
     let endpoint = format!("zmq://127.0.0.1:{}", free_port());
-    let (zmq, ingest_err, _) = two_processes_with(dir.path(), &endpoint, "rkyv", &engine_env, &ingest_env);
+    let (zmq, ingest_err, engine_err) = two_processes_with(dir.path(), &endpoint, "rkyv", &engine_env, &ingest_env);
     assert!(ingest_err.contains("published 19020 trades"), "{ingest_err}");
-    assert!(!ingest_err.contains(&secret), "the secret key was printed");
+    for secret in [&server_secret, &client_secret] {
+        assert!(
+            !ingest_err.contains(secret.as_str()) && !engine_err.contains(secret.as_str()),
+            "a secret key was printed"
+        );
+    }
     assert_eq!(zmq, backtest_report(dir.path()), "CURVE changes nothing but the wire");
 
-    // A subscriber that trusts another key never completes the handshake:
-    // the publisher sees no subscriber and sends nothing.
-    let (other_public, _) = curve_keypair();
-    let port = free_port();
-    let mut engine = tickhost()
-        .env(on.0, on.1)
-        .env("TICKHOST__BUS__CURVE__SERVER_PUBLIC_KEY", &other_public)
-        .args(["run", "-q", "--feed", &format!("zmq://127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("engine starts");
-    let ingest = tickhost()
-        .envs(ingest_env.iter().copied())
-        .args(["ingest", "--wait-subscriber", "3", "--publish", &format!("zmq://127.0.0.1:{port}"), "--csv"])
-        .arg(sample_day())
-        .output()
-        .expect("ingest runs");
-    let _ = engine.kill();
-    let _ = engine.wait();
-    assert!(!ingest.status.success(), "nothing may reach a subscriber with the wrong key");
-    assert!(text(&ingest.stderr).contains("no subscriber connected"), "{}", text(&ingest.stderr));
+    // Nothing reaches a subscriber that trusts another publisher key, nor one
+    // whose own key is not authorized: the handshake fails, the publisher
+    // sees no subscriber and sends nothing.
+    let (other_public, other_secret) = curve_keypair();
+    let strangers: [[(&str, &str); 3]; 2] = [
+        [
+            ("TICKHOST__BUS__CURVE__SERVER_PUBLIC_KEY", other_public.as_str()),
+            ("TICKHOST__BUS__CURVE__CLIENT_PUBLIC_KEY", client_public.as_str()),
+            ("TICKHOST__BUS__CURVE__CLIENT_SECRET_KEY", client_secret.as_str()),
+        ],
+        [
+            ("TICKHOST__BUS__CURVE__SERVER_PUBLIC_KEY", server_public.as_str()),
+            ("TICKHOST__BUS__CURVE__CLIENT_PUBLIC_KEY", other_public.as_str()),
+            ("TICKHOST__BUS__CURVE__CLIENT_SECRET_KEY", other_secret.as_str()),
+        ],
+    ];
+    for (i, stranger) in strangers.into_iter().enumerate() {
+        let port = free_port();
+        let mut engine = tickhost()
+            .env(on.0, on.1)
+            .envs(stranger)
+            .args(["run", "-q", "--feed", &format!("zmq://127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("engine starts");
+        let ingest = tickhost()
+            .envs(ingest_env.iter().copied())
+            .args(["ingest", "--wait-subscriber", "3", "--publish", &format!("zmq://127.0.0.1:{port}"), "--csv"])
+            .arg(sample_day())
+            .output()
+            .expect("ingest runs");
+        let _ = engine.kill();
+        let _ = engine.wait();
+        let err = text(&ingest.stderr);
+        assert!(!ingest.status.success(), "nothing may reach {stranger:?}: {err}");
+        assert!(err.contains("no subscriber connected"), "{err}");
+        if i == 1 {
+            assert!(err.contains("refused a CURVE subscriber not in bus.curve.authorized_clients"), "{err}");
+        }
+    }
 }
 
 fn http(port: u16, request: &str) -> String {

@@ -16,8 +16,10 @@ use tickhost_plugin::{FallbackReason, FeatureSlot, FeatureSlots, RegimePlugins, 
 fn contained(hostile: &str, reason: FallbackReason) -> StrategySlots {
     let plugins =
         RegimePlugins { trend_up: Some(load(hostile)), trend_down: Some(load("good-counter")), ..Default::default() };
-    let mut s = StrategySlots::new(&StrategyConfig::default(), &FeatureSchema::v3(), plugins, SlotPolicy::default())
-        .expect("slots");
+    // Tests run in parallel on few cores: a preempted call must not turn a
+    // trap into a timeout. 100 x the 500 µs deadline still stops the loop.
+    let policy = SlotPolicy { deadline_factor: 100.0, ..SlotPolicy::default() };
+    let mut s = StrategySlots::new(&StrategyConfig::default(), &FeatureSchema::v3(), plugins, policy).expect("slots");
     let mut native = RegimeStrategies::new(&StrategyConfig::default());
     let frame = v3_frame();
     let events = 3;

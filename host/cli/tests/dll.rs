@@ -42,11 +42,28 @@ fn ingested(out: &str) -> (u64, u64) {
 
 #[test]
 fn run_feed_dll_trades_the_simulated_market_with_orders_through_send_order() {
-    let out = run(
-        "dll",
-        "speed=20000;trades=6000",
-        &[("TICKHOST__DLL__LOGIN", "full"), ("TICKHOST__DLL__BROKER", "dll"), ("PROFITDLL_PASSWORD", "hunter2")],
-    );
+    // The live session also stores (embedded store in a temp dir) and
+    // publishes its ticks (ZeroMQ, ipc in the temp dir).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let ticks = format!("ipc://{}", path("ticks.sock"));
+    let mut env: Vec<(String, String)> = [
+        ("TICKHOST__DLL__LOGIN", "full".to_string()),
+        ("TICKHOST__DLL__BROKER", "dll".to_string()),
+        ("PROFITDLL_PASSWORD", "hunter2".to_string()),
+        ("TICKHOST__STORE__EMBEDDED_PATH", path("store.jsonl")),
+        ("TICKHOST__STORE__JOURNAL_DIR", path("journal")),
+        ("ZMQ_ENABLED", "true".to_string()),
+        ("TICKHOST__BUS__TICKS__ENDPOINT", ticks),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for channel in ["BOOK", "HISTORY", "SIGNALS", "FEATURES", "DECISIONS", "FILLS"] {
+        env.push((format!("TICKHOST__BUS__{channel}__ENDPOINT"), String::new()));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = run("dll", "speed=20000;trades=6000", &env);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     let venue = t.lines().find(|l| l.starts_with("venue (SendOrder)")).unwrap_or_else(|| panic!("{t}"));
@@ -60,6 +77,11 @@ fn run_feed_dll_trades_the_simulated_market_with_orders_through_send_order() {
     let book = t.lines().find(|l| l.starts_with("book features:")).unwrap_or_else(|| panic!("{t}"));
     let nums: Vec<u64> = book.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
     assert!(nums[0] > 0 && nums[0] > nums[1], "candle closes read the simulated book: {book}");
+    let store = t.lines().find(|l| l.starts_with("store (embedded):")).unwrap_or_else(|| panic!("{t}"));
+    let written: u64 = store.split(|c: char| !c.is_ascii_digit()).find_map(|w| w.parse().ok()).unwrap_or(0);
+    assert!(written > 5_000, "the session's ticks, candles and decisions are stored: {store}");
+    assert!(std::fs::metadata(dir.path().join("store.jsonl")).is_ok_and(|m| m.len() > 0), "{t}");
+    assert!(t.contains("bus (ZeroMQ)") && t.contains("ticks"), "the ticks are published: {t}");
 }
 
 #[test]

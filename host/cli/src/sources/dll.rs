@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
+use tickhost_bus::TradeChannel;
 use tickhost_core::book::{BookBoard, BookFeatures};
 use tickhost_core::engine::EngineObserver;
 use tickhost_core::hooks::FeatureExtensions;
@@ -21,11 +22,14 @@ use tickhost_feed::profit_dll::{
     AccountConfig, Credentials, DllConfig, DllFeed, FeedCounters, LoginMode, OrderRequest, OrderSender, OrderStatus,
     ReconnectPolicy, SinkConfig, StreamItem, TradeCallbackStyle,
 };
+use tickhost_store::keys::TickStream;
 
+use crate::bus::BusRun;
 use crate::commands::run::RunArgs;
 use crate::config::Config;
 use crate::render;
 use crate::slots::build_engine_with;
+use crate::storage::StoreRun;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -164,9 +168,8 @@ pub fn run(args: &RunArgs, config: Config) -> Result<()> {
     let book_counters = book_features.as_ref().map(BookFeatures::counters);
     let extra = book_features.into_iter().map(|f| Box::new(f) as Box<dyn FeatureExtensions>).collect();
     let mut setup = build_engine_with(&config, extra)?;
-    let engine = &mut setup.engine;
     if section.broker == BrokerArg::Dll {
-        engine.use_external_venue();
+        setup.engine.use_external_venue();
     }
     let library = feed_config.library.clone();
     let (feed, mut stream, sender) = DllFeed::start(feed_config)
@@ -185,14 +188,20 @@ pub fn run(args: &RunArgs, config: Config) -> Result<()> {
         section.broker
     );
 
-    let mut orders = DllOrders { sender, refused: Vec::with_capacity(64), sent: 0 };
+    // A live session: ticks to ticks:<SYM>:realtime, published as tick_<SYM>.
+    let mut store = StoreRun::start(&config, setup.engine.schema(), TickStream::Realtime);
+    let mut bus = BusRun::start(&config, setup.engine.schema(), TradeChannel::Ticks);
+    let engine = &mut setup.engine;
+    let orders = DllOrders { sender, refused: Vec::with_capacity(64), sent: 0 };
+    // The orders first: an intent reaches SendOrder before anything is stored.
+    let mut observers = (orders, (store.observer(), bus.observer()));
     let idle_exit = (args.idle_exit > 0.0).then(|| Duration::from_secs_f64(args.idle_exit));
     let started = Instant::now();
     let mut last_event = Instant::now();
     let (mut trades, mut empty_polls, mut last_ts) = (0u64, 0u32, 0i64);
     loop {
-        while let Some(id) = orders.refused.pop() {
-            engine.on_execution(rejected(id, last_ts), &mut orders);
+        while let Some(id) = observers.0.refused.pop() {
+            engine.on_execution(rejected(id, last_ts), &mut observers);
         }
         match stream.poll() {
             Some(item) => {
@@ -201,7 +210,7 @@ pub fn run(args: &RunArgs, config: Config) -> Result<()> {
                 match item {
                     StreamItem::Trade(t) => {
                         last_ts = t.ts_ms;
-                        engine.on_trade(t, &mut orders);
+                        engine.on_trade(t, &mut observers);
                         trades += 1;
                         if args.max_trades > 0 && trades >= args.max_trades {
                             break;
@@ -219,12 +228,12 @@ pub fn run(args: &RunArgs, config: Config) -> Result<()> {
                             _ => None,
                         };
                         if let Some(r) = report {
-                            engine.on_execution(r, &mut orders);
+                            engine.on_execution(r, &mut observers);
                         }
                     }
                     StreamItem::Order { order_id: None, .. } => {}
                     StreamItem::OrderRefused { order_id, .. } => {
-                        engine.on_execution(rejected(order_id, last_ts), &mut orders)
+                        engine.on_execution(rejected(order_id, last_ts), &mut observers)
                     }
                 }
             }
@@ -252,7 +261,10 @@ pub fn run(args: &RunArgs, config: Config) -> Result<()> {
             }
         }
     }
-    let report = engine.finish(&mut orders);
+    let report = engine.finish(&mut observers);
+    drop(observers);
+    store.finish();
+    bus.finish();
     let elapsed = started.elapsed();
     let status = feed.status();
     let venue = engine.venue_counters();

@@ -19,15 +19,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use tickhost_bus::ingest::ZmqIngestReader;
-use tickhost_bus::{CurveConfig, TickSubscriber};
+use tickhost_bus::{CurveConfig, TickSubscriber, TradeChannel};
 use tickhost_core::Trade;
-use tickhost_core::engine::NoObserver;
 use tickhost_feed::ingest::IngestRecord;
+use tickhost_store::keys::TickStream;
 
+use crate::bus::BusRun;
 use crate::commands::run::RunArgs;
 use crate::config::Config;
 use crate::render;
 use crate::slots::build_engine;
+use crate::storage::StoreRun;
 
 /// The `--config` file of this process, handed to the ingest child so both
 /// read the same configuration (environment overrides are inherited anyway).
@@ -167,7 +169,11 @@ pub fn run(args: &RunArgs, config: Config) -> Result<()> {
         );
     }
     let mut setup = build_engine(&config)?;
+    // A live session: ticks to ticks:<SYM>:realtime, published as tick_<SYM>.
+    let mut store = StoreRun::start(&config, setup.engine.schema(), TickStream::Realtime);
+    let mut bus = BusRun::start(&config, setup.engine.schema(), TradeChannel::Ticks);
     let engine = &mut setup.engine;
+    let mut observers = (store.observer(), bus.observer());
     let sup = Arc::new(Supervision { last_ts_ms: AtomicI64::new(i64::MIN), ..Supervision::default() });
     let (producer, mut consumer) = rtrb::RingBuffer::<Trade>::new(config.source.ring_capacity.max(1024));
     let supervisor = {
@@ -187,7 +193,7 @@ pub fn run(args: &RunArgs, config: Config) -> Result<()> {
     loop {
         match consumer.pop() {
             Ok(t) => {
-                engine.on_trade(t, &mut NoObserver);
+                engine.on_trade(t, &mut observers);
                 sup.last_ts_ms.store(t.ts_ms, Ordering::Relaxed);
                 trades += 1;
                 last_event = Instant::now();
@@ -220,7 +226,9 @@ pub fn run(args: &RunArgs, config: Config) -> Result<()> {
         let _ = child.kill();
     }
     let _ = supervisor.join();
-    let report = engine.finish(&mut NoObserver);
+    let report = engine.finish(&mut observers);
+    store.finish();
+    bus.finish();
     eprintln!(
         "{} trades through `tickhost ingest` in {:.1} s; ingest processes started {}, died {}",
         trades,

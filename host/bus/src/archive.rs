@@ -10,6 +10,7 @@
 use rkyv::rancor::Error as RkyvError;
 use rkyv::ser::allocator::Arena;
 use rkyv::{Archive, Deserialize, Serialize};
+use tickhost_core::book::TopOfBook;
 use tickhost_core::broker::{Fill, FillKind, RoundTrip};
 use tickhost_core::engine::{Decision, Outcome};
 use tickhost_core::regime::RegimeReading;
@@ -156,6 +157,18 @@ pub struct WireRoundTrip {
     pub fees_brl: f64,
 }
 
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+#[rkyv(derive(Debug))]
+pub struct WireBook {
+    pub symbol: [u8; Symbol::CAPACITY],
+    pub symbol_len: u8,
+    pub ts_ms: i64,
+    pub best_bid: f64,
+    pub best_ask: f64,
+    pub bid_depth: f64,
+    pub ask_depth: f64,
+}
+
 fn sym(s: &Symbol) -> ([u8; Symbol::CAPACITY], u8) {
     let mut out = [0u8; Symbol::CAPACITY];
     let b = s.as_str().as_bytes();
@@ -293,6 +306,20 @@ impl Encoder {
             fees_brl: r.fees_brl,
         };
         self.put(out, Kind::RoundTrip, seq, &w);
+    }
+
+    pub fn book(&mut self, out: &mut Vec<u8>, symbol: &Symbol, ts_ms: i64, top: &TopOfBook, seq: u64) {
+        let (symbol, symbol_len) = sym(symbol);
+        let w = WireBook {
+            symbol,
+            symbol_len,
+            ts_ms,
+            best_bid: top.best_bid,
+            best_ask: top.best_ask,
+            bid_depth: top.bid_depth,
+            ask_depth: top.ask_depth,
+        };
+        self.put(out, Kind::Book, seq, &w);
     }
 
     /// A header alone: nothing follows the last message `last_seq`.

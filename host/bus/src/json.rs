@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use std::io::Write;
 
 use serde::Deserialize;
+use tickhost_core::book::TopOfBook;
 use tickhost_core::broker::{Fill, RoundTrip};
 use tickhost_core::engine::{Decision, Outcome};
 use tickhost_core::regime::RegimeReading;
@@ -197,6 +198,25 @@ pub fn encode_round_trip(out: &mut Vec<u8>, r: &RoundTrip, seq: u64, utc_offset_
     );
     value(out, &r.exit_reason);
     out.push(b',');
+    tail(out, seq);
+}
+
+/// A book's top: best prices, contracts on the best 5 levels, and what the
+/// book features derive from them.
+pub fn encode_book(out: &mut Vec<u8>, symbol: &Symbol, ts_ms: i64, top: &TopOfBook, seq: u64, utc_offset_minutes: i32) {
+    out.clear();
+    let _ = write!(out, "{{\"symbol\":\"{}\",", symbol.as_str());
+    times(out, ts_ms, utc_offset_minutes);
+    let _ = write!(
+        out,
+        "\"best_bid\":{},\"best_ask\":{},\"bid_depth_5\":{},\"ask_depth_5\":{},\"spread\":{},\"imbalance_5\":{},",
+        Num(top.best_bid),
+        Num(top.best_ask),
+        Num(top.bid_depth),
+        Num(top.ask_depth),
+        Num(top.spread()),
+        Num(top.imbalance())
+    );
     tail(out, seq);
 }
 
@@ -432,6 +452,20 @@ mod tests {
         assert_eq!(v["trade_type"], 2);
         let mut agents = AgentDirectory::new();
         assert_eq!(decode_tick(&buf, -180, &mut agents), Ok(JsonTick::Trade { trade: trade(), seq: Some(5) }));
+    }
+
+    #[test]
+    fn a_book_top_carries_prices_depths_and_what_the_features_derive() {
+        let mut buf = Vec::new();
+        let top = TopOfBook { best_bid: 5012.0, best_ask: 5012.5, bid_depth: 30.0, ask_depth: 10.0 };
+        encode_book(&mut buf, &trade().symbol, trade().ts_ms, &top, 9, -180);
+        let v: serde_json::Value = serde_json::from_slice(&buf).expect("valid JSON");
+        assert_eq!(v["symbol"], "WDOFUT", "{v}");
+        assert_eq!(v["timestamp"], "08/01/2024 09:00:38.123", "{v}");
+        assert_eq!((v["best_bid"].as_f64(), v["best_ask"].as_f64()), (Some(5012.0), Some(5012.5)), "{v}");
+        assert_eq!((v["bid_depth_5"].as_f64(), v["ask_depth_5"].as_f64()), (Some(30.0), Some(10.0)), "{v}");
+        assert_eq!((v["spread"].as_f64(), v["imbalance_5"].as_f64()), (Some(0.5), Some(0.5)), "{v}");
+        assert_eq!(v["seq"], 9, "{v}");
     }
 
     #[test]

@@ -460,6 +460,13 @@ impl Worker {
                     Format::Rkyv => enc.fill(out, &f, seq),
                 });
             }
+            OutboxRecord::Book { symbol, ts_ms, top } => {
+                topic_into(&mut self.topic, b"book_", symbol.as_str());
+                self.send(1, |enc, out, seq, format| match format {
+                    Format::Json => json::encode_book(out, &symbol, ts_ms, &top, seq, offset),
+                    Format::Rkyv => enc.book(out, &symbol, ts_ms, &top, seq),
+                });
+            }
             OutboxRecord::RoundTrip(r) => {
                 topic_into(&mut self.topic, b"roundtrip_", r.symbol.as_str());
                 self.send(6, |enc, out, seq, format| match format {

@@ -82,11 +82,13 @@ pub enum Kind {
     RoundTrip = 5,
     /// The publisher has nothing more: a replaying ingest is done.
     EndOfStream = 6,
+    /// A live book's top (best prices, depth of the best 5 levels).
+    Book = 7,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] =
-        [Kind::Trade, Kind::Candle, Kind::Decision, Kind::Fill, Kind::RoundTrip, Kind::EndOfStream];
+    pub const ALL: [Kind; 7] =
+        [Kind::Trade, Kind::Candle, Kind::Decision, Kind::Fill, Kind::RoundTrip, Kind::EndOfStream, Kind::Book];
 
     pub fn from_code(code: u8) -> Option<Self> {
         Self::ALL.iter().copied().find(|k| *k as u8 == code)

@@ -55,11 +55,12 @@ fn run_feed_dll_trades_the_simulated_market_with_orders_through_send_order() {
         ("TICKHOST__STORE__JOURNAL_DIR", path("journal")),
         ("ZMQ_ENABLED", "true".to_string()),
         ("TICKHOST__BUS__TICKS__ENDPOINT", ticks),
+        ("TICKHOST__BUS__BOOK__ENDPOINT", format!("ipc://{}", path("book.sock"))),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    for channel in ["BOOK", "HISTORY", "SIGNALS", "FEATURES", "DECISIONS", "FILLS"] {
+    for channel in ["HISTORY", "SIGNALS", "FEATURES", "DECISIONS", "FILLS"] {
         env.push((format!("TICKHOST__BUS__{channel}__ENDPOINT"), String::new()));
     }
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -81,7 +82,12 @@ fn run_feed_dll_trades_the_simulated_market_with_orders_through_send_order() {
     let written: u64 = store.split(|c: char| !c.is_ascii_digit()).find_map(|w| w.parse().ok()).unwrap_or(0);
     assert!(written > 5_000, "the session's ticks, candles and decisions are stored: {store}");
     assert!(std::fs::metadata(dir.path().join("store.jsonl")).is_ok_and(|m| m.len() > 0), "{t}");
-    assert!(t.contains("bus (ZeroMQ)") && t.contains("ticks"), "the ticks are published: {t}");
+    let published = |channel: &str| -> u64 {
+        let at = t.find(&format!("{channel} json ")).unwrap_or_else(|| panic!("no {channel} socket in: {t}"));
+        t[at..].split(|c: char| !c.is_ascii_digit()).find_map(|w| w.parse().ok()).unwrap_or(0)
+    };
+    assert!(published("ticks") > 5_000, "the ticks are published: {t}");
+    assert!(published("book") > 0, "the book's top is published: {t}");
 }
 
 #[test]

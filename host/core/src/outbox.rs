@@ -12,9 +12,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::book::TopOfBook;
 use crate::broker::{Fill, RoundTrip};
 use crate::engine::{Decision, EngineObserver};
-use crate::market::{Candle, Trade};
+use crate::market::{Candle, Symbol, Trade};
 use crate::regime::RegimeReading;
 
 /// One thing the engine produced, in the order it produced it.
@@ -33,6 +34,14 @@ pub enum OutboxRecord {
     Decision(Decision),
     Fill(Fill),
     RoundTrip(RoundTrip),
+    /// A live book's top changed (the engine does not see books: the source
+    /// that keeps one reports it through [`Outbox::on_book`]).
+    Book {
+        symbol: Symbol,
+        /// Event time of the last trade before the change (book callbacks carry none).
+        ts_ms: i64,
+        top: TopOfBook,
+    },
 }
 
 /// Counters of one lane, shared between the engine side and metrics.
@@ -103,6 +112,11 @@ impl Outbox {
         let counters = Arc::new(LaneCounters::default());
         self.lanes.push(Lane { name, records, frames, counters: Arc::clone(&counters) });
         OutboxReader { name, records: record_reader, frames: frame_reader, counters }
+    }
+
+    /// A book's new top, from the source that keeps the book.
+    pub fn on_book(&mut self, symbol: Symbol, ts_ms: i64, top: &TopOfBook) {
+        self.push(OutboxRecord::Book { symbol, ts_ms, top: *top }, &[]);
     }
 
     /// Per lane: its name and counters.

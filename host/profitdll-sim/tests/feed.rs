@@ -132,6 +132,7 @@ fn every_callback_kind_arrives_decoded_and_orders_fill() {
             }
             StreamItem::Order { order_id, update } => updates.push((order_id, update)),
             StreamItem::OrderRefused { order_id, code } => panic!("order {order_id} refused with {code:#x}"),
+            StreamItem::Book { .. } => {}
         }
         false
     });

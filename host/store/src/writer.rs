@@ -346,6 +346,9 @@ impl Converter {
             OutboxRecord::Decision(d) => self.decision(d, out),
             OutboxRecord::Fill(f) => self.fill(f, out),
             OutboxRecord::RoundTrip(r) => self.round_trip(r, out),
+            // Book tops are published (ZeroMQ `book_<SYM>`), not stored: the
+            // storage layout has no book stream.
+            OutboxRecord::Book { .. } => {}
         }
     }
 

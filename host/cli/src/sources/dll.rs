@@ -232,6 +232,8 @@ pub fn run(args: &RunArgs, config: Config) -> Result<()> {
                         }
                     }
                     StreamItem::Order { order_id: None, .. } => {}
+                    // Published (`book_<SYM>`); the engine reads the book through its features.
+                    StreamItem::Book { symbol, top } => observers.1.1.on_book(symbol, last_ts, &top),
                     StreamItem::OrderRefused { order_id, .. } => {
                         engine.on_execution(rejected(order_id, last_ts), &mut observers)
                     }

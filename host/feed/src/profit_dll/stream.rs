@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use tickhost_core::book::BookBoard;
+use tickhost_core::book::{BookBoard, TopOfBook};
 use tickhost_core::{Symbol, Trade};
 
 use super::DllConfig;
@@ -54,6 +54,11 @@ pub enum StreamItem {
     OrderRefused {
         order_id: u64,
         code: i64,
+    },
+    /// A price-book change: the book's new top, for publishing.
+    Book {
+        symbol: Symbol,
+        top: TopOfBook,
     },
 }
 
@@ -288,14 +293,16 @@ impl DllStream {
             }
             DllEvent::PriceBook(update) => {
                 self.counters.book_updates += 1;
-                if let Some((_, book)) = self.price_books.iter_mut().find(|(s, _)| *s == update.symbol) {
-                    if book.apply(&update).is_err() {
-                        self.counters.book_errors += 1;
-                    } else if let Some(board) = &self.book_board {
-                        board.publish(update.symbol, &book.top());
-                    }
+                let book = self.price_books.iter_mut().find(|(s, _)| *s == update.symbol)?;
+                if book.1.apply(&update).is_err() {
+                    self.counters.book_errors += 1;
+                    return None;
                 }
-                None
+                let top = book.1.top();
+                if let Some(board) = &self.book_board {
+                    board.publish(update.symbol, &top);
+                }
+                Some(StreamItem::Book { symbol: update.symbol, top })
             }
             DllEvent::OfferBook(update) => {
                 self.counters.book_updates += 1;

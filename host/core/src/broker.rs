@@ -87,6 +87,46 @@ pub struct Order {
     pub regime: Regime,
 }
 
+impl Order {
+    /// The position this order opens when filled at `price` (paper or real
+    /// venue alike), and its entry fill. `stop_target` are the protective
+    /// distances already rounded to the tick.
+    pub(crate) fn open(
+        &self,
+        ts_ms: i64,
+        price: Price,
+        (stop, target): (Price, Price),
+        fee_per_contract_brl: f64,
+    ) -> (Position, Fill) {
+        let fee = fee_per_contract_brl * self.quantity as f64;
+        let sign = self.side.sign();
+        let position = Position {
+            order_id: self.id,
+            symbol: self.symbol,
+            side: self.side,
+            quantity: self.quantity,
+            entry_ts_ms: ts_ms,
+            entry_price: price,
+            stop: Price::from_raw(price.raw() - sign * stop.raw()),
+            target: Price::from_raw(price.raw() + sign * target.raw()),
+            trailing: false,
+            regime: self.regime,
+            entry_fee_brl: fee,
+        };
+        let fill = Fill {
+            order_id: self.id,
+            ts_ms,
+            symbol: self.symbol,
+            side: self.side,
+            quantity: self.quantity,
+            price,
+            fee_brl: fee,
+            kind: FillKind::Entry,
+        };
+        (position, fill)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Fill {
     pub order_id: u64,
@@ -218,32 +258,14 @@ impl PaperBroker {
         let mut events = BrokerEvents::default();
         if let Some(order) = self.pending.take() {
             let price = self.slipped(trade.price, order.side);
-            let fee = self.config.fee_per_contract_brl * order.quantity as f64;
-            let (stop, target) = (self.points(order.stop_points), self.points(order.target_points));
-            let sign = order.side.sign();
-            self.position = Some(Position {
-                order_id: order.id,
-                symbol: order.symbol,
-                side: order.side,
-                quantity: order.quantity,
-                entry_ts_ms: trade.ts_ms,
-                entry_price: price,
-                stop: Price::from_raw(price.raw() - sign * stop.raw()),
-                target: Price::from_raw(price.raw() + sign * target.raw()),
-                trailing: false,
-                regime: order.regime,
-                entry_fee_brl: fee,
-            });
-            events.entry = Some(Fill {
-                order_id: order.id,
-                ts_ms: trade.ts_ms,
-                symbol: order.symbol,
-                side: order.side,
-                quantity: order.quantity,
+            let (position, fill) = order.open(
+                trade.ts_ms,
                 price,
-                fee_brl: fee,
-                kind: FillKind::Entry,
-            });
+                (self.points(order.stop_points), self.points(order.target_points)),
+                self.config.fee_per_contract_brl,
+            );
+            self.position = Some(position);
+            events.entry = Some(fill);
             // The entry trade itself does not also trigger an exit.
             return events;
         }

@@ -202,32 +202,14 @@ impl ExternalBroker {
             }
             self.counters.fills += 1;
             let price = report.price;
-            let fee = self.config.fee_per_contract_brl * order.quantity as f64;
-            let (stop, target) = (self.points(order.stop_points), self.points(order.target_points));
-            let sign = order.side.sign();
-            self.position = Some(Position {
-                order_id: order.id,
-                symbol: order.symbol,
-                side: order.side,
-                quantity: order.quantity,
-                entry_ts_ms: report.ts_ms,
-                entry_price: price,
-                stop: Price::from_raw(price.raw() - sign * stop.raw()),
-                target: Price::from_raw(price.raw() + sign * target.raw()),
-                trailing: false,
-                regime: order.regime,
-                entry_fee_brl: fee,
-            });
-            events.entry = Some(Fill {
-                order_id: order.id,
-                ts_ms: report.ts_ms,
-                symbol: order.symbol,
-                side: order.side,
-                quantity: order.quantity,
+            let (position, fill) = order.open(
+                report.ts_ms,
                 price,
-                fee_brl: fee,
-                kind: FillKind::Entry,
-            });
+                (self.points(order.stop_points), self.points(order.target_points)),
+                self.config.fee_per_contract_brl,
+            );
+            self.position = Some(position);
+            events.entry = Some(fill);
             return events;
         }
         if let Some((id, reason)) = self.pending_exit.filter(|(id, _)| *id == report.order_id) {

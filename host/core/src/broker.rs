@@ -156,6 +156,34 @@ pub struct Position {
 }
 
 impl Position {
+    /// The exit `px` triggers, if any; otherwise moves the trailing stop up
+    /// (for a long; down for a short) once the gain allows.
+    pub fn exit_due(&mut self, px: Price, trailing: &TrailingConfig, tick: Price) -> Option<ExitReason> {
+        let sign = self.side.sign();
+        // Prices signed so that "up" is "in our favour" for both sides.
+        let favourable = |p: Price| sign * p.raw();
+        if favourable(px) <= favourable(self.stop) {
+            return Some(if self.trailing { ExitReason::TrailingStop } else { ExitReason::Stop });
+        }
+        if favourable(px) >= favourable(self.target) {
+            return Some(ExitReason::Target);
+        }
+        if trailing.enabled {
+            let gain = (favourable(px) - favourable(self.entry_price)) as f64 / Price::SCALE as f64;
+            if gain >= trailing.activate_points {
+                let steps = ((gain - trailing.activate_points) / trailing.step_points).floor();
+                let lock_in = trailing.breakeven_offset_points + steps * trailing.step_points;
+                let lock_in = Price::from_f64(lock_in).unwrap_or_default().round_to_tick(tick);
+                let candidate = Price::from_raw(self.entry_price.raw() + sign * lock_in.raw());
+                if favourable(candidate) > favourable(self.stop) {
+                    self.stop = candidate;
+                    self.trailing = true;
+                }
+            }
+        }
+        None
+    }
+
     /// Signed contracts.
     pub fn signed_quantity(&self) -> i64 {
         self.side.sign() * self.quantity
@@ -274,36 +302,14 @@ impl PaperBroker {
     }
 
     fn check_exits(&mut self, trade: &Trade) -> Option<(Fill, RoundTrip)> {
-        let pos = self.position?;
-        let sign = pos.side.sign();
-        // Prices signed so that "up" is "in our favour" for both sides.
-        let favourable = |p: Price| sign * p.raw();
-        let px = trade.price;
-        if favourable(px) <= favourable(pos.stop) {
-            let reason = if pos.trailing { ExitReason::TrailingStop } else { ExitReason::Stop };
-            // A stop is a market order once touched: it fills at the trade, which may have gapped through.
-            let fill_price = self.slipped(px, pos.side.opposite());
-            return Some(self.close(trade.ts_ms, fill_price, reason));
-        }
-        if favourable(px) >= favourable(pos.target) {
-            return Some(self.close(trade.ts_ms, pos.target, ExitReason::Target));
-        }
-        let trailing = self.config.trailing;
-        if trailing.enabled {
-            let gain = (favourable(px) - favourable(pos.entry_price)) as f64 / Price::SCALE as f64;
-            if gain >= trailing.activate_points {
-                let steps = ((gain - trailing.activate_points) / trailing.step_points).floor();
-                let lock_in = trailing.breakeven_offset_points + steps * trailing.step_points;
-                let candidate = Price::from_raw(pos.entry_price.raw() + sign * self.points(lock_in).raw());
-                if favourable(candidate) > favourable(pos.stop)
-                    && let Some(open) = self.position.as_mut()
-                {
-                    open.stop = candidate;
-                    open.trailing = true;
-                }
-            }
-        }
-        None
+        let (trailing, tick) = (self.config.trailing, self.tick);
+        let pos = self.position.as_mut()?;
+        let (side, target) = (pos.side, pos.target);
+        let reason = pos.exit_due(trade.price, &trailing, tick)?;
+        // A stop is a market order once touched: it fills at the trade, which
+        // may have gapped through. A target is a resting limit: its price.
+        let price = if reason == ExitReason::Target { target } else { self.slipped(trade.price, side.opposite()) };
+        Some(self.close(trade.ts_ms, price, reason))
     }
 
     fn close(&mut self, ts_ms: i64, price: Price, reason: ExitReason) -> (Fill, RoundTrip) {

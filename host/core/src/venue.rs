@@ -157,33 +157,9 @@ impl ExternalBroker {
     /// Checks the open position against a trade; an exit to send, if one is due.
     pub fn on_trade(&mut self, trade: &Trade) -> Option<OrderIntent> {
         self.last_price = Some(trade.price);
-        let pos = self.position?;
-        let sign = pos.side.sign();
-        let favourable = |p: Price| sign * p.raw();
-        let px = trade.price;
-        if favourable(px) <= favourable(pos.stop) {
-            let reason = if pos.trailing { ExitReason::TrailingStop } else { ExitReason::Stop };
-            return self.exit_intent(trade.ts_ms, reason);
-        }
-        if favourable(px) >= favourable(pos.target) {
-            return self.exit_intent(trade.ts_ms, ExitReason::Target);
-        }
-        let trailing = self.config.trailing;
-        if trailing.enabled {
-            let gain = (favourable(px) - favourable(pos.entry_price)) as f64 / Price::SCALE as f64;
-            if gain >= trailing.activate_points {
-                let steps = ((gain - trailing.activate_points) / trailing.step_points).floor();
-                let lock_in = trailing.breakeven_offset_points + steps * trailing.step_points;
-                let candidate = Price::from_raw(pos.entry_price.raw() + sign * self.points(lock_in).raw());
-                if favourable(candidate) > favourable(pos.stop)
-                    && let Some(open) = self.position.as_mut()
-                {
-                    open.stop = candidate;
-                    open.trailing = true;
-                }
-            }
-        }
-        None
+        let (trailing, tick) = (self.config.trailing, self.tick);
+        let reason = self.position.as_mut()?.exit_due(trade.price, &trailing, tick)?;
+        self.exit_intent(trade.ts_ms, reason)
     }
 
     /// Asks to close the position (session end, end of data).

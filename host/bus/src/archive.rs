@@ -403,24 +403,7 @@ mod tests {
 
     #[test]
     fn a_candle_frame_is_read_in_place() {
-        let c = Candle {
-            symbol: Symbol::new("WDOFUT").expect("symbol"),
-            open_ms: 60_000,
-            close_ms: 119_000,
-            open: 1.0,
-            high: 2.0,
-            low: 0.5,
-            close: 1.5,
-            volume: 10.0,
-            financial_volume: 100.0,
-            trades: 3,
-            buy_volume: 4.0,
-            sell_volume: 5.0,
-            buy_trades: 1,
-            sell_trades: 1,
-            max_buy_run: 1,
-            max_sell_run: 1,
-        };
+        let c = crate::testing::sample_candle(60_000);
         let regime = RegimeReading { regime: tickhost_core::regime::Regime::TrendUp, confidence: 0.7, adx: 30.0 };
         let mut enc = Encoder::new();
         let mut buf = Vec::new();

@@ -485,24 +485,7 @@ mod tests {
     #[test]
     fn non_finite_numbers_become_null_and_control_messages_decode() {
         let mut buf = Vec::new();
-        let mut c = Candle {
-            symbol: Symbol::new("WDOFUT").expect("symbol"),
-            open_ms: 0,
-            close_ms: 59_000,
-            open: 1.0,
-            high: 2.0,
-            low: 0.5,
-            close: 1.5,
-            volume: 10.0,
-            financial_volume: 100.0,
-            trades: 3,
-            buy_volume: 4.0,
-            sell_volume: 5.0,
-            buy_trades: 1,
-            sell_trades: 1,
-            max_buy_run: 1,
-            max_sell_run: 1,
-        };
+        let mut c = crate::testing::sample_candle(0);
         c.high = f64::NAN;
         let regime = RegimeReading { regime: tickhost_core::regime::Regime::Range, confidence: 0.6, adx: 12.0 };
         let names = vec!["v3_a".to_string(), "v3_\"b".to_string()];

@@ -18,6 +18,8 @@ pub mod ingest;
 pub mod json;
 pub mod publisher;
 pub mod subscriber;
+#[doc(hidden)]
+pub mod testing;
 pub mod wire;
 mod zap;
 

@@ -8,7 +8,7 @@ use std::cell::Cell;
 use tickhost_bus::archive::Encoder;
 use tickhost_bus::json;
 use tickhost_core::regime::{Regime, RegimeReading};
-use tickhost_core::{AgentId, Candle, Price, Symbol, Trade, TradeType};
+use tickhost_core::{AgentId, Price, Symbol, Trade, TradeType};
 
 thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
@@ -56,24 +56,7 @@ fn encoding_trades_and_candles_allocates_nothing_in_steady_state() {
         trade_type: TradeType::AggressorBuy,
         is_edit: n.is_multiple_of(100),
     };
-    let candle = Candle {
-        symbol: sym,
-        open_ms: 0,
-        close_ms: 59_000,
-        open: 1.0,
-        high: 2.0,
-        low: 0.5,
-        close: 1.5,
-        volume: 10.0,
-        financial_volume: 100.0,
-        trades: 3,
-        buy_volume: 4.0,
-        sell_volume: 5.0,
-        buy_trades: 1,
-        sell_trades: 1,
-        max_buy_run: 1,
-        max_sell_run: 1,
-    };
+    let candle = tickhost_bus::testing::sample_candle(0);
     let regime = RegimeReading { regime: Regime::Range, confidence: 0.6, adx: 20.0 };
     let names: Vec<String> = (0..130).map(|i| format!("v3_feature_{i}")).collect();
     let frame: Vec<f64> = (0..130).map(|i| i as f64 * 1.25).collect();

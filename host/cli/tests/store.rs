@@ -49,6 +49,21 @@ fn report(dir: &Path, name: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(&path).expect("report.json")).expect("json")
 }
 
+/// Ticks the run `name` handed to the store: accepted trades plus corrections.
+fn stored_ticks(dir: &Path, name: &str) -> u64 {
+    let r = report(dir, name);
+    r["ingest"]["accepted"].as_u64().expect("accepted") + r["ingest"]["edits"].as_u64().expect("edits")
+}
+
+/// `tickhost query --count` over the sample day.
+fn count_the_day(dir: &Path, env: &[(&str, &str)]) -> Output {
+    tickhost(
+        dir,
+        &["query", "--symbol", "WDOFUT", "--from", "2024-01-08 00:00", "--to", "2024-01-09 00:00", "--count"],
+        env,
+    )
+}
+
 fn backtest(dir: &Path, out: &str, env: &[(&str, &str)]) -> Output {
     let csv = sample_day();
     tickhost(dir, &["backtest", csv.to_str().expect("path"), "--quiet", "--out", out], env)
@@ -64,8 +79,7 @@ fn backtest_writes_to_valkey_and_query_and_a_python_client_read_it_back() {
     assert_ok(&out);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("store (valkey):") && stderr.contains("0 outages"), "{stderr}");
-    let r = report(dir.path(), "bt");
-    let stored = r["ingest"]["accepted"].as_u64().expect("accepted") + r["ingest"]["edits"].as_u64().expect("edits");
+    let stored = stored_ticks(dir.path(), "bt");
 
     // The whole day, paged (COUNT 1000), equals what the engine accepted.
     let all = tickhost(
@@ -128,23 +142,14 @@ fn the_embedded_default_needs_no_server_and_keeps_data_across_processes() {
     assert_ok(&out);
     assert!(text(&out.stderr).contains("store (embedded):"), "{}", text(&out.stderr));
     assert!(dir.path().join(".cache/store/embedded.jsonl").is_file());
-    let r = report(dir.path(), "bt");
-    let stored = r["ingest"]["accepted"].as_u64().expect("accepted") + r["ingest"]["edits"].as_u64().expect("edits");
-    let q = tickhost(
-        dir.path(),
-        &["query", "--symbol", "WDOFUT", "--from", "2024-01-08 00:00", "--to", "2024-01-09 00:00", "--count"],
-        &[],
-    );
+    let stored = stored_ticks(dir.path(), "bt");
+    let q = count_the_day(dir.path(), &[]);
     assert_ok(&q);
     assert_eq!(text(&q.stdout).trim(), stored.to_string());
     // A second run of the same day stores nothing twice.
     let again = backtest(dir.path(), "bt2", &[]);
     assert_ok(&again);
-    let q = tickhost(
-        dir.path(),
-        &["query", "--symbol", "WDOFUT", "--from", "2024-01-08 00:00", "--to", "2024-01-09 00:00", "--count"],
-        &[],
-    );
+    let q = count_the_day(dir.path(), &[]);
     assert_eq!(text(&q.stdout).trim(), stored.to_string());
     assert_eq!(report(dir.path(), "bt"), report(dir.path(), "bt2"));
 }
@@ -198,13 +203,8 @@ fn a_store_that_is_down_for_the_whole_run_leaves_a_journal_that_the_next_run_sen
     let again = backtest(dir.path(), "up", &up_env);
     assert_ok(&again);
     assert!(text(&again.stderr).contains(" 0 left in the journal"), "{}", text(&again.stderr));
-    let r = report(dir.path(), "down");
-    let stored = r["ingest"]["accepted"].as_u64().expect("accepted") + r["ingest"]["edits"].as_u64().expect("edits");
-    let q = tickhost(
-        dir.path(),
-        &["query", "--symbol", "WDOFUT", "--from", "2024-01-08 00:00", "--to", "2024-01-09 00:00", "--count"],
-        &env,
-    );
+    let stored = stored_ticks(dir.path(), "down");
+    let q = count_the_day(dir.path(), &env);
     assert_ok(&q);
     assert_eq!(text(&q.stdout).trim(), stored.to_string());
 }
@@ -499,23 +499,14 @@ fn backtest_and_query_over_tls_with_the_ca_and_client_certificate_from_config() 
     let stderr = text(&out.stderr);
     assert!(stderr.contains("store (valkey):") && stderr.contains("0 outages"), "{stderr}");
     assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
-    let r = report(dir.path(), "bt");
-    let stored = r["ingest"]["accepted"].as_u64().expect("accepted") + r["ingest"]["edits"].as_u64().expect("edits");
-    let q = tickhost(
-        dir.path(),
-        &["query", "--symbol", "WDOFUT", "--from", "2024-01-08 00:00", "--to", "2024-01-09 00:00", "--count"],
-        &env,
-    );
+    let stored = stored_ticks(dir.path(), "bt");
+    let q = count_the_day(dir.path(), &env);
     assert_ok(&q);
     assert_eq!(text(&q.stdout).trim(), stored.to_string());
     // Without the CA file the system's roots do not know the test CA: the
     // handshake is refused, and the error says so.
     let no_ca: Vec<(&str, &str)> = env.iter().copied().filter(|(k, _)| *k != "TICKHOST__STORE__TLS_CA_FILE").collect();
-    let q = tickhost(
-        dir.path(),
-        &["query", "--symbol", "WDOFUT", "--from", "2024-01-08 00:00", "--to", "2024-01-09 00:00", "--count"],
-        &no_ca,
-    );
+    let q = count_the_day(dir.path(), &no_ca);
     assert!(!q.status.success());
     assert!(text(&q.stderr).to_lowercase().contains("certificate"), "{}", text(&q.stderr));
 }

@@ -37,24 +37,7 @@ fn symbol() -> Symbol {
 }
 
 fn blank(open_ms: i64, price: f64) -> Candle {
-    Candle {
-        symbol: symbol(),
-        open_ms,
-        close_ms: open_ms + 59_000,
-        open: price,
-        high: price,
-        low: price,
-        close: price,
-        volume: 0.0,
-        financial_volume: 0.0,
-        trades: 0,
-        buy_volume: 0.0,
-        sell_volume: 0.0,
-        buy_trades: 0,
-        sell_trades: 0,
-        max_buy_run: 0,
-        max_sell_run: 0,
-    }
+    Candle::flat(symbol(), open_ms, open_ms + 59_000, price)
 }
 
 /// A bar built the real way, from random trades.
